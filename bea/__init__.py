@@ -1,0 +1,37 @@
+"""bea: backward error analysis of optimization algorithms.
+
+An optimizer step theta -> Phi_h(theta) is a numerical integrator of a flow.
+`bea` derives the modified vector field f~ = f_0 + h f_1 + h^2 f_2 + ... whose
+exact flow matches the iterates to any order in h (Barrett & Dherin,
+"Implicit Gradient Regularization", ICLR 2021, arXiv:2009.11162), for any
+update rule written as a pure step function.
+"""
+
+from . import exports, rules
+from ._errors import (
+    BeaError,
+    InconsistentRuleError,
+    InvalidOrderError,
+    NonSmoothLossError,
+    ParseError,
+    UnknownSymbolError,
+)
+from .series import STEP_SIZE as h
+from .series._derive import MAX_SAFE_ORDER, ModifiedEquation, modified_equation
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MAX_SAFE_ORDER",
+    "BeaError",
+    "InconsistentRuleError",
+    "InvalidOrderError",
+    "ModifiedEquation",
+    "NonSmoothLossError",
+    "ParseError",
+    "UnknownSymbolError",
+    "exports",
+    "h",
+    "modified_equation",
+    "rules",
+]

@@ -1,0 +1,40 @@
+"""Exceptions raised by `bea`.
+
+Every error says what is wrong and what to do about it. All derive from
+`BeaError`, so a caller (the command line among them) can catch one class.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BeaError",
+    "InconsistentRuleError",
+    "InvalidOrderError",
+    "NonSmoothLossError",
+    "ParseError",
+    "UnknownSymbolError",
+]
+
+
+class BeaError(ValueError):
+    """Base class of every error `bea` raises on bad input."""
+
+
+class NonSmoothLossError(BeaError):
+    """The loss contains a function that is not differentiable everywhere (Abs, Max, Heaviside, ...)."""
+
+
+class UnknownSymbolError(BeaError):
+    """A symbol or function in the input is not declared, or a declared parameter is unused."""
+
+
+class InconsistentRuleError(BeaError):
+    """The update rule is not theta + O(h), so no flow (and no modified equation) matches it."""
+
+
+class InvalidOrderError(BeaError):
+    """The requested order is not a non-negative integer, or is beyond the safe range."""
+
+
+class ParseError(BeaError):
+    """An expression given as text could not be parsed."""

@@ -1,0 +1,151 @@
+"""The `bea` command line.
+
+    bea derive RULE --loss EXPR --params a,b --order P [--set NAME=VALUE ...] [--json | --latex | --text]
+
+Errors are one line on stderr and a non-zero exit status, never a traceback
+(set BEA_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Callable
+
+from . import rules as _rules
+from ._errors import BeaError, ParseError
+from ._parse import parse_expression, parse_symbols
+from .series._derive import modified_equation
+
+__all__ = ["RULES", "main"]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    make: Callable
+    help: str
+    choices: dict = dataclasses.field(default_factory=dict)  # text-valued options
+
+
+#: Command-line rule names.
+RULES: dict[str, _Entry] = {
+    "gd": _Entry(_rules.GD, "gradient descent"),
+    "egr": _Entry(_rules.EGR, "explicit gradient regularization, GD on E + mu |grad E|^2 (--set mu=...)"),
+    "sam": _Entry(_rules.SAM, "SAM, unnormalized (--set rho=..., or rho=c*h to tie it to the step)"),
+    "fd-gr": _Entry(
+        _rules.FiniteDifferenceGR,
+        "finite-difference gradient regularization (--set gamma=... eps=... kind=forward|backward)",
+        {"kind": ("forward", "backward")},
+    ),
+    **{
+        name: _Entry(lambda tableau=tableau: tableau, f"explicit Runge-Kutta map ({name}) of the gradient flow")
+        for name, tableau in _rules.TABLEAUS.items()
+    },
+}
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bea",
+        description="Backward error analysis of optimization algorithms: derive the modified equation "
+        "theta' = f_0 + h f_1 + h^2 f_2 + ... whose flow matches an optimizer's iterates.",
+        epilog="Example: bea derive gd --loss '(y - a*b*x)**2/2' --params a,b --order 2 --json",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    rule_list = "\n".join(f"  {name:10s} {entry.help}" for name, entry in RULES.items())
+    derive = sub.add_parser(
+        "derive",
+        help="derive the modified-equation terms f_0..f_P of an update rule",
+        description="Derive f_0, ..., f_P of the modified equation of RULE on a loss, exactly.\n\nRules:\n" + rule_list,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Every name in an expression that is not a parameter or set with --set stays symbolic.\n"
+        "Example: bea derive sam --loss '(y - a*b*x)**2/2' --params a,b --order 2 --set rho=h/2 --set x=1",
+    )
+    derive.add_argument("rule", choices=sorted(RULES), metavar="RULE", help="one of: " + ", ".join(RULES))
+    derive.add_argument("--loss", action="append", required=True, metavar="EXPR",
+                        help="the loss, in SymPy syntax (repeat for rules with several losses)")
+    derive.add_argument("--params", action="append", required=True, metavar="a,b",
+                        help="comma-separated parameter names (repeat once per player in games)")
+    derive.add_argument("--order", type=int, required=True, metavar="P", help="derive f_0..f_P (P >= 0)")
+    derive.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="assignments",
+                        help="fix a hyperparameter or a loss constant (exact: 0.1 means 1/10); "
+                        "values may use h, e.g. rho=2*h")
+    derive.add_argument("--constants", metavar="x,y",
+                        help="declare the only symbols the loss may use besides the parameters (catches typos)")
+    form = derive.add_mutually_exclusive_group()
+    form.add_argument("--json", dest="format", action="store_const", const="json", help="one JSON object")
+    form.add_argument("--latex", dest="format", action="store_const", const="latex", help="a LaTeX display formula")
+    form.add_argument("--text", dest="format", action="store_const", const="text", help="plain text (default)")
+    derive.set_defaults(format="text", handler=_derive)
+    return parser
+
+
+def _split_assignments(entry: _Entry, rule_fields: set[str], assignments: list[str]):
+    options, values = {}, {}
+    for item in assignments:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name or not text.strip():
+            raise ParseError(f"--set expects NAME=VALUE, got {item!r}")
+        if name in entry.choices:
+            if text not in entry.choices[name]:
+                raise ParseError(f"--set {name} must be one of {', '.join(entry.choices[name])}, got {text!r}")
+            options[name] = text
+        elif name in rule_fields:
+            options[name] = parse_expression(text)
+        else:
+            values[name] = parse_expression(text)
+    return options, values
+
+
+def _derive(args) -> str:
+    entry = RULES[args.rule]
+    default = entry.make()
+    fields = {f.name for f in dataclasses.fields(default)} if dataclasses.is_dataclass(default) else set()
+    options, values = _split_assignments(entry, fields, args.assignments)
+    rule = entry.make(**options) if options else default
+    params = [p for group in args.params for p in parse_symbols(group)]
+    by_name = {p.name: p for p in params}
+    losses = [parse_expression(text, by_name) for text in args.loss]
+    constants = None if args.constants is None else parse_symbols(args.constants)
+    me = modified_equation(
+        rule, args.order, losses=losses, params=params, values=values, constants=constants
+    )
+    if args.format == "json":
+        return json.dumps(me.to_dict(), indent=None)
+    if args.format == "latex":
+        return me.latex()
+    lines = [f"rule {args.rule}: modified equation to order {me.order} in h, parameters {', '.join(map(str, me.params))}"]
+    for l, term in enumerate(me.terms):
+        for p, c in zip(me.params, term):
+            lines.append(f"f_{l}[{p}] = {c}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `bea` command; returns the exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        output = args.handler(args)
+    except (BeaError, ValueError, TypeError, ZeroDivisionError) as exc:
+        if os.environ.get("BEA_DEBUG"):
+            raise
+        message = " ".join(str(exc).split())
+        print(f"bea: error: {message}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug of ours: still one line, with a way to see more
+        if os.environ.get("BEA_DEBUG"):
+            raise
+        print(f"bea: internal error: {type(exc).__name__}: {exc} (rerun with BEA_DEBUG=1 and report it)", file=sys.stderr)
+        return 1
+    print(output)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""`modified_equation`: the concrete view of backward error analysis."""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from collections.abc import Mapping, Sequence
+
+import sympy as sp
+
+from .._errors import InvalidOrderError, UnknownSymbolError
+from ._correction import corrections_from_expansion
+from ._expand import expand_step
+from ._jet import STEP_SIZE
+from ._problem import Problem
+
+__all__ = ["MAX_SAFE_ORDER", "ModifiedEquation", "modified_equation"]
+
+#: Orders above this need `max_order=` raised explicitly: terms grow combinatorially.
+MAX_SAFE_ORDER = 12
+
+
+@dataclasses.dataclass(frozen=True)
+class ModifiedEquation:
+    """The modified equation theta' = f_0 + h f_1 + ... + h^p f_p of a rule, on concrete losses.
+
+    `terms[l]` is f_l as a SymPy column (one component per parameter), exact.
+    `expansion[k-1]` is d_k of the step expansion Phi_h = theta + sum h^k d_k.
+    Truncating after f_p, one step of the rule and the time-h flow of the
+    truncated field differ by O(h^{p+2}) (Hairer, Lubich & Wanner, Geometric
+    Numerical Integration, Thm IX.1.2, doi:10.1007/3-540-30666-8).
+    """
+
+    rule: object
+    params: tuple[sp.Symbol, ...]
+    losses: tuple[sp.Expr, ...]
+    order: int
+    terms: tuple[sp.ImmutableMatrix, ...]
+    expansion: tuple[sp.ImmutableMatrix, ...]
+    constants: tuple[sp.Symbol, ...] = ()
+
+    def __post_init__(self):
+        if len(self.terms) != self.order + 1:
+            raise ValueError("terms must hold f_0..f_order")
+
+    @property
+    def h(self) -> sp.Symbol:
+        """The step-size symbol."""
+        return STEP_SIZE
+
+    @property
+    def loss(self) -> sp.Expr:
+        """The loss, for rules with one loss."""
+        if len(self.losses) != 1:
+            raise AttributeError(f"this rule has {len(self.losses)} losses; use .losses")
+        return self.losses[0]
+
+    def field(self, order: int | None = None) -> sp.ImmutableMatrix:
+        """The truncated modified field f_0 + h f_1 + ... + h^order f_order."""
+        order = self.order if order is None else order
+        if not 0 <= order <= self.order:
+            raise InvalidOrderError(f"order {order} is outside 0..{self.order} derived")
+        total = sp.zeros(len(self.params), 1)
+        for l in range(order + 1):
+            total += STEP_SIZE**l * self.terms[l]
+        return sp.ImmutableMatrix(total)
+
+    @property
+    def symbols(self) -> tuple[sp.Symbol, ...]:
+        """Every symbol in the terms other than the parameters: data, hyperparameters."""
+        found = set()
+        for term in self.terms:
+            found |= term.free_symbols
+        return tuple(sorted(found - set(self.params), key=str))
+
+    def latex(self) -> str:
+        """The modified equation as a LaTeX display formula (see `bea.exports.latex`)."""
+        from ..exports import latex
+
+        return latex(self)
+
+    def to_dict(self) -> dict:
+        """A JSON-serializable summary; each term component is a string `sympy.sympify` parses."""
+        from ..exports import to_dict
+
+        return to_dict(self)
+
+    def __repr__(self) -> str:
+        lines = [f"ModifiedEquation({getattr(self.rule, 'name', self.rule)}, order={self.order}, params={list(self.params)})"]
+        lines += [f"  f_{l} = {list(term)}" for l, term in enumerate(self.terms)]
+        return "\n".join(lines)
+
+
+def modified_equation(
+    rule,
+    order: int,
+    *,
+    loss: sp.Expr | None = None,
+    losses: Sequence[sp.Expr] | None = None,
+    params: Sequence[sp.Symbol] | None = None,
+    values: Mapping | None = None,
+    constants: Sequence[sp.Symbol] | None = None,
+    max_order: int = MAX_SAFE_ORDER,
+) -> ModifiedEquation:
+    """Derive f_0, ..., f_order of the modified equation of `rule` on a concrete loss.
+
+    Args:
+        rule: an update rule (`bea.rules.GD()`, `bea.rules.RK4`, `bea.rules.rule(...)`, ...).
+        order: p >= 0; f_0..f_p are returned (f_0 is the flow the rule is consistent with).
+        loss: a SymPy expression in `params` (or `losses=[...]` for rules with several).
+        params: the parameter symbols, in order; every other symbol stays symbolic.
+        values: substitutions for hyperparameters or loss constants, e.g. {x: 1, y: 0.6}
+            (floats are read as exact decimals).
+        constants: if given, the only symbols besides `params` the losses may use.
+        max_order: the highest order accepted; raise it deliberately for very high orders.
+
+    The step expansion is computed exactly on truncated series and matched to
+    the exact flow of f~ with the general correction recursion (Barrett &
+    Dherin, arXiv:2009.11162, Appendix A, in its Lie-derivative form).
+    """
+    if isinstance(order, bool) or not isinstance(order, numbers.Integral) or order < 0:
+        raise InvalidOrderError(f"order must be a non-negative integer, got {order!r}")
+    order = int(order)
+    if order > max_order:
+        raise InvalidOrderError(
+            f"order {order} is above {max_order}: the number of terms grows combinatorially and the "
+            "series is only asymptotic; pass max_order= to go further on purpose"
+        )
+    if (loss is None) == (losses is None):
+        raise UnknownSymbolError(
+            "give exactly one of loss= or losses=; the coordinate-free view (no loss) is not available yet"
+        )
+    losses = [loss] if loss is not None else list(losses)
+    if params is None:
+        raise UnknownSymbolError("params= is required: the parameter symbols, in order")
+    rule, losses = _apply_values(rule, losses, values or {})
+    problem = Problem.build(losses, params, reserved=rule.free_symbols, constants=constants)
+    algebra, expansion = expand_step(rule, problem, order)
+    fields = corrections_from_expansion(algebra, expansion, order)
+
+    def matrix(vector):
+        return sp.ImmutableMatrix([algebra.to_expr(c) for c in vector])
+
+    return ModifiedEquation(
+        rule=rule,
+        params=problem.params,
+        losses=problem.losses,
+        order=order,
+        terms=tuple(matrix(f) for f in fields),
+        expansion=tuple(matrix(d) for d in expansion),
+        constants=problem.constants,
+    )
+
+
+def _apply_values(rule, losses, values: Mapping):
+    from ..rules import exact
+
+    if not values:
+        return rule, [sp.sympify(loss) for loss in losses]
+    losses = [sp.sympify(loss) for loss in losses]
+    loss_symbols = {s.name: s for loss in losses for s in loss.free_symbols}
+    rule_symbols = {s.name for s in rule.free_symbols} | {"h"}
+    substitution, for_rule = {}, {}
+    for key, value in values.items():
+        name = key.name if isinstance(key, sp.Symbol) else str(key)
+        if name == "h":
+            raise UnknownSymbolError("h is the expansion variable and cannot be given a value here")
+        known = False
+        if name in loss_symbols:
+            substitution[loss_symbols[name]] = exact(value)
+            known = True
+        if name in rule_symbols:
+            for_rule[name] = value
+            known = True
+        if not known:
+            raise UnknownSymbolError(
+                f"{name} is neither a symbol of the loss nor a hyperparameter of {rule.name} "
+                f"(hyperparameters: {sorted(rule_symbols - {'h'})}, loss symbols: {sorted(loss_symbols)})"
+            )
+    if for_rule:
+        rule = rule.bind(for_rule)
+    return rule, [loss.xreplace(substitution) for loss in losses]

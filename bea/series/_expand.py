@@ -1,0 +1,75 @@
+"""Expansion of one step of a rule in powers of h: Phi_h(theta) = theta + sum_k h^k d_k(theta)."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from .._errors import InconsistentRuleError, UnknownSymbolError
+from ._algebra import Algebra, ExpressionAlgebra, NotPolynomialError, PolynomialAlgebra
+from ._jet import ScalarSeries, VectorSeries
+from ._oracle import SymbolicOracle
+from ._problem import Problem
+
+__all__ = ["expand_step"]
+
+_MAX_GUARD = 8  # extra orders allowed to recover coefficients lost to divisions by O(h)
+
+
+def expand_step(rule, problem: Problem, order: int) -> tuple[Algebra, list[tuple]]:
+    """The algebra used and d_1, ..., d_{order+1} of the rule's step on the problem's losses.
+
+    Tries exact polynomial arithmetic first and falls back to expressions when
+    the loss or a scalar of the rule is not a polynomial.
+    """
+    if rule.n_losses != len(problem.losses):
+        raise UnknownSymbolError(
+            f"rule {rule.name} takes {rule.n_losses} loss(es), but {len(problem.losses)} were given"
+        )
+    constants = tuple(problem.constants) + tuple(sorted(rule.free_symbols - set(problem.constants), key=str))
+    for algebra_type in (PolynomialAlgebra, ExpressionAlgebra):
+        algebra = algebra_type(problem.params, constants)
+        try:
+            losses = [algebra.from_expr(loss) for loss in problem.losses]
+            return algebra, _expand(rule, algebra, losses, order + 1)
+        except NotPolynomialError:
+            continue
+    raise AssertionError("the expression algebra accepts every expression")  # pragma: no cover
+
+
+def _expand(rule, algebra: Algebra, losses: list, needed: int) -> list[tuple]:
+    truncation = needed
+    while True:
+        result = _run_step(rule, algebra, losses, truncation)
+        if result.valid > needed:
+            break
+        if truncation - needed >= _MAX_GUARD:
+            raise InconsistentRuleError(
+                f"the step of {rule.name} divides by powers of h too high to expand; check the rule"
+            )
+        truncation += needed + 1 - result.valid
+    _check_consistent(rule, algebra, result)
+    return [result.coeffs[k] for k in range(1, needed + 1)]
+
+
+def _run_step(rule, algebra: Algebra, losses: list, truncation: int) -> VectorSeries:
+    theta = VectorSeries.constant(algebra, algebra.identity, truncation)
+    h = ScalarSeries(algebra, [algebra.zero, algebra.from_expr(1)] + [algebra.zero] * (truncation - 1))
+    oracle = SymbolicOracle(algebra, losses, truncation)
+    result = rule.step(theta, oracle, h)
+    if not isinstance(result, VectorSeries):
+        raise InconsistentRuleError(
+            f"the step of {rule.name} returned {type(result).__name__}, not the updated parameter vector; "
+            "it must return an expression built from theta, grad(...) and h"
+        )
+    return result
+
+
+def _check_consistent(rule, algebra: Algebra, result: VectorSeries) -> None:
+    at_zero = result.coeffs[0]
+    if at_zero != algebra.identity:
+        offset = [sp.expand(algebra.to_expr(a) - p) for a, p in zip(at_zero, algebra.params)]
+        raise InconsistentRuleError(
+            f"the step of {rule.name} is not theta + O(h): at h = 0 it moves theta by {offset}. "
+            "A rule consistent with a flow must reduce to the identity as the step size goes to 0 "
+            "(scale its update by h)."
+        )
