@@ -16,6 +16,7 @@ from ._errors import (
     ParseError,
     UnknownSymbolError,
 )
+from .lowering import iterate
 from .series import STEP_SIZE as h
 from .series._derive import MAX_SAFE_ORDER, ModifiedEquation, modified_equation
 
@@ -32,6 +33,7 @@ __all__ = [
     "UnknownSymbolError",
     "exports",
     "h",
+    "iterate",
     "modified_equation",
     "rules",
 ]
