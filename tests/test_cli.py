@@ -1,0 +1,96 @@
+"""The `bea` command line: JSON round trip, formats, one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import sympy as sp
+
+import bea
+from bea.cli import main
+
+a, b, x, y = sp.symbols("a b x y")
+
+
+def run(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_terms_parse_back_to_the_api_result(capsys):
+    code, out, _ = run(capsys, "derive", "gd", "--loss", "(y - a*b*x)**2/2", "--params", "a,b", "--order", "3", "--json")
+    assert code == 0
+    data = json.loads(out)
+    me = bea.modified_equation(bea.rules.GD(), 3, loss=(y - a * b * x) ** 2 / 2, params=[a, b])
+    assert len(data["terms"]) == 4
+    for l, term in enumerate(data["terms"]):
+        assert [sp.expand(sp.sympify(s) - e) for s, e in zip(term, me.terms[l])] == [0, 0]
+
+
+def test_set_values_and_tied_radius(capsys):
+    code, out, _ = run(
+        capsys, "derive", "sam", "--loss", "(y - a*b*x)**2/2", "--params", "a,b", "--order", "1",
+        "--set", "rho=h/2", "--set", "x=1", "--set", "y=0.6", "--json",
+    )
+    assert code == 0
+    data = json.loads(out)
+    loss = (sp.Rational(3, 5) - a * b) ** 2 / 2
+    me = bea.modified_equation(bea.rules.SAM(rho=bea.h / 2), 1, loss=loss, params=[a, b])
+    assert [sp.expand(sp.sympify(s) - e) for s, e in zip(data["terms"][1], me.terms[1])] == [0, 0]
+    assert data["symbols"] == []
+
+
+def test_named_options_and_symbols(capsys):
+    code, out, _ = run(
+        capsys, "derive", "fd-gr", "--loss", "a**4/4 + a*b", "--params", "a,b", "--order", "1",
+        "--set", "kind=backward", "--set", "eps=2*h", "--json",
+    )
+    assert code == 0
+    assert json.loads(out)["symbols"] == ["gamma"]
+
+
+@pytest.mark.parametrize("fmt", ["--latex", "--text"])
+def test_other_formats(capsys, fmt):
+    code, out, _ = run(capsys, "derive", "rk4", "--loss", "a**3 + a*b**2", "--params", "a,b", "--order", "4", fmt)
+    assert code == 0
+    assert ("\\begin{aligned}" in out) == (fmt == "--latex")
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--loss", "Abs(a)*b", "--params", "a,b", "--order", "1"], "Abs"),
+        (["--loss", "a*b +", "--params", "a,b", "--order", "1"], "cannot parse"),
+        (["--loss", "relu(a)*b", "--params", "a,b", "--order", "1"], "not a SymPy function"),
+        (["--loss", "a**2", "--params", "a,b", "--order", "1"], "do not appear"),
+        (["--loss", "a**2", "--params", "a", "--order", "-2"], "non-negative"),
+        (["--loss", "a**2*z", "--params", "a", "--order", "1", "--constants", "x"], "unknown symbol"),
+        (["--loss", "a**2", "--params", "a", "--order", "1", "--set", "oops"], "NAME=VALUE"),
+        (["--loss", "a**2", "--params", "a", "--order", "1", "--set", "zeta=1"], "neither"),
+        (["--loss", "__import__('os')", "--params", "a", "--order", "1"], "not allowed"),
+    ],
+)
+def test_errors_are_one_line(capsys, args, words):
+    code, out, err = run(capsys, "derive", "gd", *args)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and words in err and "Traceback" not in err
+
+
+def test_console_script_runs_as_a_module():
+    proc = subprocess.run(
+        [sys.executable, "-m", "bea", "derive", "gd", "--loss", "Max(a, 0)", "--params", "a", "--order", "1"],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("bea: error:") and "Traceback" not in proc.stderr
+
+
+def test_help_lists_rules(capsys):
+    with pytest.raises(SystemExit):
+        main(["derive", "--help"])
+    out = capsys.readouterr().out
+    for name in ("gd", "egr", "sam", "fd-gr", "euler", "midpoint", "heun", "rk4"):
+        assert name in out
