@@ -1,6 +1,6 @@
 """The exact series engine: step expansion and the correction recursion."""
 
-from ._algebra import ExpressionAlgebra, NotPolynomialError, PolynomialAlgebra
+from ._algebra import DifferentialAlgebra, ExpressionAlgebra, NotPolynomialError, PolynomialAlgebra
 from ._correction import corrections_from_expansion
 from ._expand import expand_step
 from ._jet import STEP_SIZE, ScalarSeries, VectorSeries
@@ -9,6 +9,7 @@ from ._problem import Problem, check_smooth
 
 __all__ = [
     "STEP_SIZE",
+    "DifferentialAlgebra",
     "ExpressionAlgebra",
     "NotPolynomialError",
     "PolynomialAlgebra",

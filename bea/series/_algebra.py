@@ -24,7 +24,7 @@ import sympy as sp
 from sympy.polys.polyerrors import CoercionFailed, ExactQuotientFailed
 from sympy.polys.rings import PolyRing
 
-__all__ = ["Algebra", "ExpressionAlgebra", "NotPolynomialError", "PolynomialAlgebra"]
+__all__ = ["Algebra", "DifferentialAlgebra", "ExpressionAlgebra", "NotPolynomialError", "PolynomialAlgebra"]
 
 
 class NotPolynomialError(Exception):
@@ -137,3 +137,137 @@ class ExpressionAlgebra(Algebra):
 
     def is_zero(self, value) -> bool:
         return value == 0
+
+
+class DifferentialAlgebra(PolynomialAlgebra):
+    """Polynomials in the parameters and in transcendental atoms closed under differentiation.
+
+    A smooth loss such as log(1 + exp(-a b)) or tanh(w x) is written as a
+    polynomial in its parameters and in atoms g_k (exp(u), tanh(u), 1/v, v^r,
+    log(v), sin(u), cos(u), ...); the derivative of a polynomial p(theta, g) is
+
+        d p / d theta_i = dp/dtheta_i + sum_k dp/dg_k * D_i g_k,
+
+    with D_i g_k (the derivative of atom k, again a polynomial in the atoms)
+    computed once. This keeps the speed of sparse polynomial arithmetic for the
+    usual losses of machine learning. Fractional powers are normalised to an
+    exponent in (0, 1) times a power of 1/v so the set of atoms stays finite.
+    """
+
+    _MAX_ATOMS = 48
+
+    def __init__(self, params, constants=(), seeds=()):
+        self.params = tuple(params)
+        self._atom_of: dict[sp.Expr, sp.Dummy] = {}
+        queue = [a for e in seeds for a in self._atoms(sp.sympify(e))]
+        while queue:
+            atom = queue.pop()
+            if atom in self._atom_of:
+                continue
+            if len(self._atom_of) >= self._MAX_ATOMS:
+                raise NotPolynomialError("too many transcendental atoms")
+            self._atom_of[atom] = sp.Dummy(f"g{len(self._atom_of)}")
+            for p in self.params:
+                queue.extend(a for a in self._atoms(sp.diff(atom, p)) if a not in self._atom_of)
+        atoms = list(self._atom_of.items())
+        extra = tuple(c for c in constants if c not in self.params)
+        super().__init__(self.params, extra + tuple(d for _, d in atoms))
+        self._atom_exprs = {d: e for e, d in atoms}
+        gens = self.ring.gens
+        self._atom_gens = [(gens[self.ring.symbols.index(d)], e) for e, d in atoms]
+        # D_i g_k as ring elements: the derivative of every atom, once.
+        self._atom_derivs = [
+            [self.from_expr(sp.diff(e, p)) for p in self.params] for _, e in self._atom_gens
+        ]
+
+    # -- atoms ---------------------------------------------------------------------------------
+    def _atoms(self, expr) -> list:
+        """Non-polynomial building blocks of expr, normalised (see class docstring)."""
+        out = []
+        for node in sp.preorder_traversal(expr):
+            if isinstance(node, sp.Function) or (isinstance(node, sp.Pow) and not _is_poly_power(node)):
+                out.extend(self._normal_atoms(node))
+        return out
+
+    @staticmethod
+    def _normal_atoms(node) -> list:
+        if isinstance(node, sp.Pow):
+            base, exp = node.args
+            if exp.is_Integer:  # negative integer power
+                return [sp.Pow(base, -1, evaluate=False)]
+            if exp.is_Rational:
+                frac = exp - sp.floor(exp)
+                atoms = [sp.Pow(base, frac)] if frac else []
+                if sp.floor(exp) < 0:
+                    atoms.append(sp.Pow(base, -1, evaluate=False))
+                return atoms
+            return [node]
+        return [node]
+
+    def _convert(self, expr):
+        ring = self.ring
+        if expr.is_Number:
+            if not expr.is_Rational:
+                raise NotPolynomialError("floats are not exact")
+            return ring.ground_new(sp.QQ.convert(expr)) if hasattr(ring, "ground_new") else ring(expr)
+        if expr.is_Symbol:
+            try:
+                return ring.gens[ring.symbols.index(expr)]
+            except ValueError:
+                raise NotPolynomialError(f"unknown symbol {expr}") from None
+        if expr.is_Add:
+            return sum((self._convert(a) for a in expr.args), ring.zero)
+        if expr.is_Mul:
+            out = ring.one
+            for a in expr.args:
+                out = out * self._convert(a)
+            return out
+        if isinstance(expr, sp.Pow):
+            base, exp = expr.args
+            if exp.is_Integer and exp >= 0:
+                return self._convert(base) ** int(exp)
+            if exp.is_Integer:
+                return self._atom(sp.Pow(base, -1, evaluate=False)) ** int(-exp)
+            if exp.is_Rational:
+                whole, frac = sp.floor(exp), exp - sp.floor(exp)
+                out = self._atom(sp.Pow(base, frac)) if frac else ring.one
+                if whole > 0:
+                    out = out * self._convert(base) ** int(whole)
+                elif whole < 0:
+                    out = out * self._atom(sp.Pow(base, -1, evaluate=False)) ** int(-whole)
+                return out
+        return self._atom(expr)
+
+    def _atom(self, expr):
+        if expr not in self._atom_of:
+            raise NotPolynomialError(f"{expr} is outside the closed set of atoms")
+        return self.ring.gens[self.ring.symbols.index(self._atom_of[expr])]
+
+    # -- Algebra interface ---------------------------------------------------------------------
+    def from_expr(self, expr):
+        expr = sp.sympify(expr)
+        if not self._atom_of:
+            return super().from_expr(expr)
+        return self._convert(expr)
+
+    def to_expr(self, value) -> sp.Expr:
+        return value.as_expr().xreplace(self._atom_exprs)
+
+    def diff(self, value, index: int):
+        out = value.diff(self._param_gens[index])
+        for (gen, _), derivs in zip(self._atom_gens, self._atom_derivs):
+            if derivs[index]:
+                partial = value.diff(gen)
+                if partial:
+                    out = out + partial * derivs[index]
+        return out
+
+    def substitute(self, value, point):
+        if not self._atom_of:
+            return super().substitute(value, point)
+        moved = self.to_expr(value).xreplace(dict(zip(self.params, [self.to_expr(p) for p in point])))
+        return self.from_expr(moved)
+
+
+def _is_poly_power(node: sp.Pow) -> bool:
+    return node.exp.is_Integer and node.exp >= 0

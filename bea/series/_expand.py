@@ -5,7 +5,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .._errors import InconsistentRuleError, UnknownSymbolError
-from ._algebra import Algebra, ExpressionAlgebra, NotPolynomialError, PolynomialAlgebra
+from ._algebra import Algebra, DifferentialAlgebra, ExpressionAlgebra, NotPolynomialError, PolynomialAlgebra
 from ._jet import ScalarSeries, VectorSeries
 from ._oracle import SymbolicOracle
 from ._problem import Problem
@@ -18,17 +18,24 @@ _MAX_GUARD = 8  # extra orders allowed to recover coefficients lost to divisions
 def expand_step(rule, problem: Problem, order: int) -> tuple[Algebra, list[tuple]]:
     """The algebra used and d_1, ..., d_{order+1} of the rule's step on the problem's losses.
 
-    Tries exact polynomial arithmetic first and falls back to expressions when
-    the loss or a scalar of the rule is not a polynomial.
+    Tries exact polynomial arithmetic first, then polynomials in the loss's
+    transcendental atoms (exp, log, tanh, 1/v, ...), and falls back to general
+    expressions when a quantity fits neither.
     """
     if rule.n_losses != len(problem.losses):
         raise UnknownSymbolError(
             f"rule {rule.name} takes {rule.n_losses} loss(es), but {len(problem.losses)} were given"
         )
     constants = tuple(problem.constants) + tuple(sorted(rule.free_symbols - set(problem.constants), key=str))
-    for algebra_type in (PolynomialAlgebra, ExpressionAlgebra):
-        algebra = algebra_type(problem.params, constants)
+    seeds = list(problem.losses) + [v for v in rule.hyperparameters.values() if isinstance(v, sp.Expr)]
+    algebras = (
+        lambda: PolynomialAlgebra(problem.params, constants),
+        lambda: DifferentialAlgebra(problem.params, constants, seeds=seeds),
+        lambda: ExpressionAlgebra(problem.params, constants),
+    )
+    for make_algebra in algebras:
         try:
+            algebra = make_algebra()
             losses = [algebra.from_expr(loss) for loss in problem.losses]
             return algebra, _expand(rule, algebra, losses, order + 1)
         except NotPolynomialError:
