@@ -28,7 +28,14 @@ __all__ = ["Algebra", "DifferentialAlgebra", "ExpressionAlgebra", "NotPolynomial
 
 
 class NotPolynomialError(Exception):
-    """Internal signal: a value is not a polynomial over QQ in the known generators."""
+    """Internal signal: a value is not a polynomial over QQ in the known generators.
+
+    `seeds` names expressions whose atoms, added up front, would make it one.
+    """
+
+    def __init__(self, message: str = "", seeds=()):
+        super().__init__(message)
+        self.seeds = tuple(seeds)
 
 
 class Algebra:
@@ -266,7 +273,10 @@ class DifferentialAlgebra(PolynomialAlgebra):
         if not self._atom_of:
             return super().substitute(value, point)
         moved = self.to_expr(value).xreplace(dict(zip(self.params, [self.to_expr(p) for p in point])))
-        return self.from_expr(moved)
+        try:
+            return self.from_expr(moved)
+        except NotPolynomialError as exc:
+            raise NotPolynomialError(str(exc), seeds=[moved]) from None
 
 
 def _is_poly_power(node: sp.Pow) -> bool:

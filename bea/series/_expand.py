@@ -12,7 +12,8 @@ from ._problem import Problem
 
 __all__ = ["expand_step"]
 
-_MAX_GUARD = 8  # extra orders allowed to recover coefficients lost to divisions by O(h)
+_MAX_GUARD = 8
+_SEED_RETRIES = 3  # extra orders allowed to recover coefficients lost to divisions by O(h)
 
 
 def expand_step(rule, problem: Problem, order: int) -> tuple[Algebra, list[tuple]]:
@@ -28,18 +29,17 @@ def expand_step(rule, problem: Problem, order: int) -> tuple[Algebra, list[tuple
         )
     constants = tuple(problem.constants) + tuple(sorted(rule.free_symbols - set(problem.constants), key=str))
     seeds = list(problem.losses) + [v for v in rule.hyperparameters.values() if isinstance(v, sp.Expr)]
-    algebras = (
-        lambda: PolynomialAlgebra(problem.params, constants),
-        lambda: DifferentialAlgebra(problem.params, constants, seeds=seeds),
-        lambda: ExpressionAlgebra(problem.params, constants),
-    )
+    algebras = [lambda: PolynomialAlgebra(problem.params, constants)]
+    # A step that evaluates the loss away from theta (SAM) meets new atoms there: retry with them.
+    algebras += [lambda: DifferentialAlgebra(problem.params, constants, seeds=seeds)] * _SEED_RETRIES
+    algebras += [lambda: ExpressionAlgebra(problem.params, constants)]
     for make_algebra in algebras:
         try:
             algebra = make_algebra()
             losses = [algebra.from_expr(loss) for loss in problem.losses]
             return algebra, _expand(rule, algebra, losses, order + 1)
-        except NotPolynomialError:
-            continue
+        except NotPolynomialError as exc:
+            seeds.extend(exc.seeds)
     raise AssertionError("the expression algebra accepts every expression")  # pragma: no cover
 
 

@@ -128,3 +128,25 @@ def test_tableau_validation():
 def test_floats_become_exact_decimals():
     assert EGR(mu=0.1).mu == sp.Rational(1, 10)
     assert RungeKutta.from_tableau([[0, 0], [0.5, 0]], [0, 1]).A[1][0] == sp.Rational(1, 2)
+
+
+@pytest.mark.parametrize("rule_", [SAM(), FiniteDifferenceGR(), EGR()], ids=["sam", "fd-gr", "egr"])
+def test_non_polynomial_loss_step_expansion_matches_iterates(rule_):
+    """Logistic loss: the exact step expansion (atoms met away from theta included) against one JAX step."""
+    loss = sp.log(1 + sp.exp(-(3 * a / 2 + b))) + (a**2 + b**2) / 10
+    values = {s.name: 0.2 for s in rule_.free_symbols}
+    h_value, point = 1e-3, {a: 0.3, b: -0.2}
+    path = bea.iterate(rule_, loss, [point[a], point[b]], h_value, 1, params=[a, b], values=values)
+    me = bea.modified_equation(rule_, 4, loss=loss, params=[a, b], values=values)
+    step = sp.Matrix([a, b]) + sum((bea.h ** (k + 1) * d for k, d in enumerate(me.expansion)), sp.zeros(2, 1))
+    expected = np.array(sp.N(step.subs({**point, bea.h: h_value}), 30), dtype=float).ravel()
+    np.testing.assert_allclose(np.asarray(path[1]), expected, rtol=0, atol=1e-15)
+    # f_0 of SAM is exactly -grad E(theta + rho grad E(theta))
+    if isinstance(rule_, SAM):
+        g = _grad(loss, [a, b])
+        shifted = g.subs({a: point[a] + 0.2 * g[0].subs(point), b: point[b] + 0.2 * g[1].subs(point)}, simultaneous=True)
+        np.testing.assert_allclose(
+            np.array(sp.N(me.terms[0].subs(point)), dtype=float).ravel(),
+            -np.array(sp.N(shifted.subs(point)), dtype=float).ravel(),
+            rtol=1e-13,
+        )
