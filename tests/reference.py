@@ -185,3 +185,24 @@ def inner_product_corrections(f0, params, order):
             total += value / factorial(n)
         fields.append((-total).applyfunc(sp.expand))
     return fields
+
+
+def mpmath_local_error_slope(me, loss, params, start, step_sizes, dps=30):
+    """Slope of log |flow_h(f_0 + ... + h^p f_p) - GD step| against log h, with mpmath's Taylor ODE solver.
+
+    Independent of the engine: the flow is integrated numerically in arbitrary precision.
+    """
+    import mpmath as mp
+
+    H = sp.Symbol("H")
+    field = sp.lambdify([*params, H], list(me.field().subs(me.h, H)), "mpmath")
+    grad = sp.lambdify(params, [loss.diff(p) for p in params], "mpmath")
+    with mp.workdps(dps):
+        start = [mp.mpf(s) for s in start]
+        errors = []
+        for hh in step_sizes:
+            hh = mp.mpf(hh)
+            flow = mp.odefun(lambda t, z, hh=hh: field(*z, hh), 0, start)(hh)
+            g = grad(*start)
+            errors.append(mp.sqrt(sum((flow[i] - (start[i] - hh * g[i])) ** 2 for i in range(len(params)))))
+        return float(mp.log(errors[0] / errors[1]) / mp.log(mp.mpf(step_sizes[0]) / mp.mpf(step_sizes[1])))

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bea
+from reference import mpmath_local_error_slope
 from bea.series import DifferentialAlgebra, NotPolynomialError
 
 a, b = sp.symbols("a b")
@@ -43,19 +44,7 @@ def test_unknown_atoms_are_rejected():
 def test_logistic_loss_local_error_order():
     """Order 2 on a logistic loss: the flow of f_0 + h f_1 + h^2 f_2 is h^4-close to a GD step."""
     # mpmath's Taylor solver is independent of the engine; low precision keeps it quick.
-    import mpmath as mp
-
     loss = sp.log(1 + sp.exp(-(a * sp.Rational(3, 2) + b))) + (a**2 + b**2) / 10
     me = bea.modified_equation(bea.rules.GD(), 2, loss=loss, params=[a, b])
-    H = sp.Symbol("H")
-    field = sp.lambdify([a, b, H], list(me.field().subs(bea.h, H)), "mpmath")
-    grad = sp.lambdify([a, b], [loss.diff(a), loss.diff(b)], "mpmath")
-    with mp.workdps(18):
-        start = [mp.mpf("0.3"), mp.mpf("-0.2")]
-        errors = []
-        for hh in [mp.mpf(1) / 4, mp.mpf(1) / 8]:
-            flow = mp.odefun(lambda t, z, hh=hh: field(z[0], z[1], hh), 0, start)(hh)
-            g = grad(*start)
-            errors.append(mp.sqrt(sum((flow[i] - (start[i] - hh * g[i])) ** 2 for i in range(2))))
-        slope = float(mp.log(errors[0] / errors[1]) / mp.log(2))
+    slope = mpmath_local_error_slope(me, loss, [a, b], ["0.3", "-0.2"], ["1/4", "1/8"], dps=18)
     assert abs(slope - 4) < 0.15, slope

@@ -7,7 +7,7 @@ import sympy as sp
 
 import bea
 from bea.rules import GD
-from reference import brute_force_corrections, inner_product_corrections
+from reference import brute_force_corrections, inner_product_corrections, mpmath_local_error_slope
 
 a, b, x, y = sp.symbols("a b x y")
 TWO_PARAM = (y - a * b * x) ** 2 / 2
@@ -94,20 +94,7 @@ def test_orders_are_exact_rationals(order):
 def test_two_parameter_model_order_6_local_error_is_h8():
     """Independent numerical check at order 6: the flow of f_0 + ... + h^6 f_6, integrated by
     mpmath's arbitrary-precision Taylor ODE solver, is h^8-close to one GD step."""
-    import mpmath as mp
-
     loss = (sp.Rational(3, 5) - a * b) ** 2 / 2  # Table A.1 data, x = 1, y = 0.6
     me = bea.modified_equation(GD(), 6, loss=loss, params=[a, b])
-    step_size = sp.Symbol("H")
-    field = sp.lambdify([a, b, step_size], list(me.field().subs(bea.h, step_size)), "mpmath")
-    grad = sp.lambdify([a, b], [loss.diff(a), loss.diff(b)], "mpmath")
-    with mp.workdps(30):
-        start = [mp.mpf("0.8"), mp.mpf("0.5")]
-        errors = []
-        hs = [mp.mpf(1) / 40, mp.mpf(1) / 80]
-        for hh in hs:
-            flow = mp.odefun(lambda t, z, hh=hh: field(z[0], z[1], hh), 0, start)(hh)
-            g = grad(*start)
-            errors.append(mp.sqrt(sum((flow[i] - (start[i] - hh * g[i])) ** 2 for i in range(2))))
-        slope = float(mp.log(errors[0] / errors[1]) / mp.log(2))
+    slope = mpmath_local_error_slope(me, loss, [a, b], ["0.8", "0.5"], ["1/40", "1/80"])
     assert abs(slope - 8) < 0.15, slope
