@@ -19,6 +19,7 @@ from ._errors import (
 from .lowering import iterate
 from .series import STEP_SIZE as h
 from .series._derive import MAX_SAFE_ORDER, ModifiedEquation, modified_equation
+from .series._trees import TreeTerm, tree_coefficients
 
 __version__ = "0.1.0"
 
@@ -30,10 +31,12 @@ __all__ = [
     "ModifiedEquation",
     "NonSmoothLossError",
     "ParseError",
+    "TreeTerm",
     "UnknownSymbolError",
     "exports",
     "h",
     "iterate",
     "modified_equation",
     "rules",
+    "tree_coefficients",
 ]

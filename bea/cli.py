@@ -19,6 +19,7 @@ from . import rules as _rules
 from ._errors import BeaError, ParseError
 from ._parse import parse_expression, parse_symbols
 from .series._derive import modified_equation
+from .series._trees import tree_coefficients
 
 __all__ = ["RULES", "main"]
 
@@ -66,9 +67,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "Example: bea derive sam --loss '(y - a*b*x)**2/2' --params a,b --order 2 --set rho=h/2 --set x=1",
     )
     derive.add_argument("rule", choices=sorted(RULES), metavar="RULE", help="one of: " + ", ".join(RULES))
-    derive.add_argument("--loss", action="append", required=True, metavar="EXPR",
+    derive.add_argument("--loss", action="append", metavar="EXPR",
                         help="the loss, in SymPy syntax (repeat for rules with several losses)")
-    derive.add_argument("--params", action="append", required=True, metavar="a,b",
+    derive.add_argument("--params", action="append", metavar="a,b",
                         help="comma-separated parameter names (repeat once per player in games)")
     derive.add_argument("--order", type=int, required=True, metavar="P", help="derive f_0..f_P (P >= 0)")
     derive.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="assignments",
@@ -76,6 +77,10 @@ def _build_parser() -> argparse.ArgumentParser:
                         "values may use h, e.g. rho=2*h")
     derive.add_argument("--constants", metavar="x,y",
                         help="declare the only symbols the loss may use besides the parameters (catches typos)")
+    derive.add_argument("--trees", action="store_true",
+                        help="print the rooted-tree coefficients b(t) of the modified field, f~ = sum_t "
+                        "h^(|t|-1) b(t)/sigma(t) F(t), for all trees with at most P+1 nodes (Runge-Kutta-type "
+                        "rules; no loss needed)")
     form = derive.add_mutually_exclusive_group()
     form.add_argument("--json", dest="format", action="store_const", const="json", help="one JSON object")
     form.add_argument("--latex", dest="format", action="store_const", const="latex", help="a LaTeX display formula")
@@ -102,12 +107,35 @@ def _split_assignments(entry: _Entry, rule_fields: set[str], assignments: list[s
     return options, values
 
 
+def _trees(args, rule) -> str:
+    terms = tree_coefficients(rule, args.order)
+    if args.format == "json":
+        return json.dumps({
+            "rule": args.rule,
+            "order": args.order,
+            "normalization": "f~ = sum_t h^(|t|-1) coefficient(t)/symmetry(t) F(t)",
+            "trees": [
+                {"level_sequence": t.level_sequence, "coefficient": str(t.coefficient), "symmetry": t.symmetry}
+                for t in terms
+            ],
+        })
+    if args.format == "latex":
+        raise ParseError("--latex is not available with --trees; use --json or --text")
+    return "\n".join(f"{str(t.level_sequence):24s} {t.coefficient}" for t in terms)
+
+
 def _derive(args) -> str:
     entry = RULES[args.rule]
     default = entry.make()
     fields = {f.name for f in dataclasses.fields(default)} if dataclasses.is_dataclass(default) else set()
     options, values = _split_assignments(entry, fields, args.assignments)
     rule = entry.make(**options) if options else default
+    if args.trees:
+        if values:
+            raise ParseError(f"--trees takes no loss constants; unknown hyperparameter(s) {', '.join(values)}")
+        return _trees(args, rule)
+    if not args.loss or not args.params:
+        raise ParseError("--loss and --params are required (or use --trees for tree coefficients)")
     params = [p for group in args.params for p in parse_symbols(group)]
     by_name = {p.name: p for p in params}
     losses = [parse_expression(text, by_name) for text in args.loss]
