@@ -20,6 +20,7 @@ from .lowering import iterate
 from .series import STEP_SIZE as h
 from .series._derive import MAX_SAFE_ORDER, ModifiedEquation, modified_equation
 from .series._trees import TreeTerm, tree_coefficients
+from .exports import ModifiedLoss, NoModifiedLossError
 
 __version__ = "0.1.0"
 
@@ -29,6 +30,8 @@ __all__ = [
     "InconsistentRuleError",
     "InvalidOrderError",
     "ModifiedEquation",
+    "ModifiedLoss",
+    "NoModifiedLossError",
     "NonSmoothLossError",
     "ParseError",
     "TreeTerm",

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from . import rules as _rules
 from ._errors import BeaError, ParseError
+from .exports import NoModifiedLossError
 from ._parse import parse_expression, parse_symbols
 from .series._derive import modified_equation
 from .series._trees import tree_coefficients
@@ -81,6 +82,9 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="print the rooted-tree coefficients b(t) of the modified field, f~ = sum_t "
                         "h^(|t|-1) b(t)/sigma(t) F(t), for all trees with at most P+1 nodes (Runge-Kutta-type "
                         "rules; no loss needed)")
+    derive.add_argument("--modified-loss", action="store_true",
+                        help="also give the modified loss E~ (f_0 + ... + h^P f_P = -grad E~) when the field is a "
+                        "gradient; otherwise say at which order it stops being one")
     form = derive.add_mutually_exclusive_group()
     form.add_argument("--json", dest="format", action="store_const", const="json", help="one JSON object")
     form.add_argument("--latex", dest="format", action="store_const", const="latex", help="a LaTeX display formula")
@@ -143,14 +147,33 @@ def _derive(args) -> str:
     me = modified_equation(
         rule, args.order, losses=losses, params=params, values=values, constants=constants
     )
+    loss_terms, loss_note = None, None
+    if args.modified_loss:
+        try:
+            loss_terms = me.modified_loss()
+        except NoModifiedLossError as exc:
+            loss_note = str(exc)
     if args.format == "json":
-        return json.dumps(me.to_dict(), indent=None)
+        data = me.to_dict()
+        if args.modified_loss:
+            data["modified_loss"] = None if loss_terms is None else [str(u) for u in loss_terms.terms]
+            data["modified_loss_note"] = loss_note
+        return json.dumps(data, indent=None)
     if args.format == "latex":
-        return me.latex()
+        out = me.latex()
+        if loss_terms is not None:
+            out += "\n" + loss_terms.latex()
+        elif loss_note:
+            out += "\n% " + loss_note
+        return out
     lines = [f"rule {args.rule}: modified equation to order {me.order} in h, parameters {', '.join(map(str, me.params))}"]
     for l, term in enumerate(me.terms):
         for p, c in zip(me.params, term):
             lines.append(f"f_{l}[{p}] = {c}")
+    if loss_terms is not None:
+        lines += [f"E~_{l} = {u}" for l, u in enumerate(loss_terms.terms)]
+    elif loss_note:
+        lines.append(loss_note)
     return "\n".join(lines)
 
 

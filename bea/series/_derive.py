@@ -79,6 +79,13 @@ class ModifiedEquation:
 
         return latex(self)
 
+    def modified_loss(self, order: int | None = None):
+        """E~ with f_0 + ... + h^order f_order = -grad E~, if that field is a gradient
+        (see `bea.exports.modified_loss`); raises `NoModifiedLossError` otherwise."""
+        from ..exports import modified_loss
+
+        return modified_loss(self, order)
+
     def to_dict(self) -> dict:
         """A JSON-serializable summary; each term component is a string `sympy.sympify` parses."""
         from ..exports import to_dict
