@@ -16,17 +16,19 @@ from ._errors import (
     ParseError,
     UnknownSymbolError,
 )
+from .exports import ModifiedLoss, NoModifiedLossError
 from .lowering import iterate
 from .series import STEP_SIZE as h
+from .series._coordinate_free import CoordinateFreeModifiedEquation
 from .series._derive import MAX_SAFE_ORDER, ModifiedEquation, modified_equation
 from .series._trees import TreeTerm, tree_coefficients
-from .exports import ModifiedLoss, NoModifiedLossError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MAX_SAFE_ORDER",
     "BeaError",
+    "CoordinateFreeModifiedEquation",
     "InconsistentRuleError",
     "InvalidOrderError",
     "ModifiedEquation",

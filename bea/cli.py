@@ -17,10 +17,11 @@ from collections.abc import Callable
 
 from . import rules as _rules
 from ._errors import BeaError, ParseError
-from .exports import NoModifiedLossError
 from ._parse import parse_expression, parse_symbols
+from .exports import NoModifiedLossError
+from .series._coordinate_free import gradient_text
 from .series._derive import modified_equation
-from .series._trees import tree_coefficients
+from .series._trees import level_sequence, tree_coefficients
 
 __all__ = ["RULES", "main"]
 
@@ -64,7 +65,9 @@ def _build_parser() -> argparse.ArgumentParser:
         help="derive the modified-equation terms f_0..f_P of an update rule",
         description="Derive f_0, ..., f_P of the modified equation of RULE on a loss, exactly.\n\nRules:\n" + rule_list,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Every name in an expression that is not a parameter or set with --set stays symbolic.\n"
+        epilog="Without --loss and --params, prints the coordinate-free view (terms in grad E, its Hessian and\n"
+        "higher derivative tensors; Runge-Kutta-type rules).\n"
+        "Every name in an expression that is not a parameter or set with --set stays symbolic.\n"
         "Example: bea derive sam --loss '(y - a*b*x)**2/2' --params a,b --order 2 --set rho=h/2 --set x=1",
     )
     derive.add_argument("rule", choices=sorted(RULES), metavar="RULE", help="one of: " + ", ".join(RULES))
@@ -128,6 +131,23 @@ def _trees(args, rule) -> str:
     return "\n".join(f"{str(t.level_sequence):24s} {t.coefficient}" for t in terms)
 
 
+def _coordinate_free(args, rule) -> str:
+    cf = modified_equation(rule, args.order)
+    if args.format == "json":
+        return json.dumps({
+            "rule": args.rule,
+            "order": args.order,
+            "view": "coordinate-free",
+            "coordinate_free_terms": [
+                [{"coefficient": str(c), "level_sequence": level_sequence(t), "text": gradient_text(t)} for c, t in term]
+                for term in cf.terms
+            ],
+        }, ensure_ascii=False)
+    if args.format == "latex":
+        return cf.latex()
+    return "\n".join(f"f_{l} = {cf.text(l)}" for l in range(cf.order + 1))
+
+
 def _derive(args) -> str:
     entry = RULES[args.rule]
     default = entry.make()
@@ -138,8 +158,12 @@ def _derive(args) -> str:
         if values:
             raise ParseError(f"--trees takes no loss constants; unknown hyperparameter(s) {', '.join(values)}")
         return _trees(args, rule)
+    if not args.loss and not args.params:
+        if values:
+            raise ParseError(f"without --loss there are no loss constants to set: {', '.join(values)}")
+        return _coordinate_free(args, rule)
     if not args.loss or not args.params:
-        raise ParseError("--loss and --params are required (or use --trees for tree coefficients)")
+        raise ParseError("--loss and --params go together (leave both out for the coordinate-free view)")
     params = [p for group in args.params for p in parse_symbols(group)]
     by_name = {p.name: p for p in params}
     losses = [parse_expression(text, by_name) for text in args.loss]

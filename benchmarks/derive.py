@@ -18,8 +18,9 @@ import sympy as sp
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
-import bea  # noqa: E402
 from reference import brute_force_corrections  # noqa: E402
+
+import bea  # noqa: E402
 
 a, b, x, y = sp.symbols("a b x y")
 TWO_PARAM = (y - a * b * x) ** 2 / 2

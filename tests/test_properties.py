@@ -3,10 +3,10 @@
 import sympy as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reference import brute_force_corrections
 
 import bea
 from bea.rules import GD, RK4
-from reference import brute_force_corrections
 
 
 @st.composite

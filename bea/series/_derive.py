@@ -111,6 +111,10 @@ def modified_equation(
 ) -> ModifiedEquation:
     """Derive f_0, ..., f_order of the modified equation of `rule` on a concrete loss.
 
+    Without a loss (and without params), returns the coordinate-free view
+    (`CoordinateFreeModifiedEquation`, terms in grad E and its derivative
+    tensors) for Runge-Kutta-type rules, GD included.
+
     Args:
         rule: an update rule (`bea.rules.GD()`, `bea.rules.RK4`, `bea.rules.rule(...)`, ...).
         order: p >= 0; f_0..f_p are returned (f_0 is the flow the rule is consistent with).
@@ -133,10 +137,12 @@ def modified_equation(
             f"order {order} is above {max_order}: the number of terms grows combinatorially and the "
             "series is only asymptotic; pass max_order= to go further on purpose"
         )
+    if loss is None and losses is None and params is None and not values:
+        from ._coordinate_free import coordinate_free
+
+        return coordinate_free(rule, order)
     if (loss is None) == (losses is None):
-        raise UnknownSymbolError(
-            "give exactly one of loss= or losses=; the coordinate-free view (no loss) is not available yet"
-        )
+        raise UnknownSymbolError("give exactly one of loss= or losses= (or neither, for the coordinate-free view)")
     losses = [loss] if loss is not None else list(losses)
     if params is None:
         raise UnknownSymbolError("params= is required: the parameter symbols, in order")

@@ -27,10 +27,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from sympy.polys.domains import QQ
 from math import factorial
 
 from sympy import Rational, S, sympify
+from sympy.polys.domains import QQ
 
 __all__ = [
     "Tree",
@@ -222,8 +222,9 @@ def tree_coefficients(rule, order: int) -> list[TreeTerm]:
         rule = EULER
     if not isinstance(rule, RungeKutta):
         raise UnknownSymbolError(
-            f"tree coefficients are defined for Runge-Kutta-type rules (gd, euler, midpoint, heun, rk4, "
-            f"RungeKutta(...)), not for {rule.name}; use the concrete view instead"
+            f"tree coefficients and the coordinate-free view are available for Runge-Kutta-type rules (gd, "
+            f"euler, midpoint, heun, rk4, RungeKutta(...)) so far, not for {rule.name}; pass loss= and params= "
+            "for the concrete view"
         )
     if rule.free_symbols:
         raise UnknownSymbolError("the tableau has symbols; give it numbers to get exact coefficients")

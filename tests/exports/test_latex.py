@@ -1,27 +1,12 @@
 """LaTeX output is structurally sound: balanced braces and environments, known macros only."""
 
-import re
-
 import pytest
 import sympy as sp
+from latex_check import check_latex
 
 import bea
 
 a, b, x, y = sp.symbols("a b x y")
-KNOWN = {"begin", "end", "frac", "left", "right", "mathcal", "tilde", "log", "exp", "tanh", "sqrt", "mu",
-         "rho", "gamma", "epsilon", "operatorname"}
-
-
-def check_latex(text):
-    depth = 0
-    for ch in text.replace(r"\{", "").replace(r"\}", ""):
-        depth += {"{": 1, "}": -1}.get(ch, 0)
-        assert depth >= 0
-    assert depth == 0
-    assert re.findall(r"\\begin\{(\w+)\}", text) == re.findall(r"\\end\{(\w+)\}", text)[::-1] or sorted(
-        re.findall(r"\\begin\{(\w+)\}", text)) == sorted(re.findall(r"\\end\{(\w+)\}", text))
-    macros = set(re.findall(r"\\([A-Za-z]+)", text))
-    assert macros <= KNOWN, macros - KNOWN
 
 
 @pytest.mark.parametrize("rule", [bea.rules.GD(), bea.rules.EGR(), bea.rules.SAM(rho=bea.h), bea.rules.RK4], ids=str)

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import sympy as sp
+from reference import brute_force_corrections
 
 import bea
 from bea.rules import EGR, EULER, GD, HEUN, MIDPOINT, RK4, SAM, FiniteDifferenceGR, RungeKutta, rule
-from reference import brute_force_corrections
 
 a, b, c, x, y = sp.symbols("a b c x y")
 SMALL = a**3 / 3 + a * b**2 / 2 + b**2 / 2  # non-quadratic, so no accidental symmetry

@@ -4,9 +4,9 @@ import pytest
 import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import mpmath_local_error_slope
 
 import bea
-from reference import mpmath_local_error_slope
 from bea.series import DifferentialAlgebra, NotPolynomialError
 
 a, b = sp.symbols("a b")

@@ -4,10 +4,10 @@ import random
 
 import pytest
 import sympy as sp
+from reference import brute_force_corrections, inner_product_corrections, mpmath_local_error_slope
 
 import bea
 from bea.rules import GD
-from reference import brute_force_corrections, inner_product_corrections, mpmath_local_error_slope
 
 a, b, x, y = sp.symbols("a b x y")
 TWO_PARAM = (y - a * b * x) ** 2 / 2

@@ -1,0 +1,145 @@
+"""The coordinate-free view for Runge-Kutta-type rules: terms in grad E and its derivative tensors.
+
+With f = -grad E every elementary differential is a contraction of derivative
+tensors of E with gradients, one sign per node:
+
+    F(t) = (-1)^{|t|} G(t),   G(.) = grad E,   G([t_1..t_m]) = nabla^{m+1} E [G(t_1), ..., G(t_m)],
+
+so f_l = sum_{|t| = l+1} (-1)^{|t|} b(t)/sigma(t) G(t), valid in every dimension.
+For GD this gives f_1 = -(1/2) H grad E and
+f_2 = -(1/12) nabla^3 E[grad E, grad E] - (1/3) H H grad E.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import sympy as sp
+
+from ._trees import TreeTerm, order, tree_coefficients
+
+__all__ = ["CoordinateFreeModifiedEquation", "coordinate_free", "gradient_text"]
+
+
+_SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def gradient_text(tree) -> str:
+    """G(t) in plain text: '∇E', '∇²E ∇E', '∇³E[∇E, ∇E]', ..."""
+    if not tree:
+        return "∇E"
+    inner = [gradient_text(c) for c in tree]
+    if len(tree) == 1:
+        return f"∇²E {inner[0]}"
+    return f"∇{str(len(tree) + 1).translate(_SUPERSCRIPTS)}E[{', '.join(inner)}]"
+
+
+def _gradient_latex(tree) -> str:
+    if not tree:
+        return r"\nabla E"
+    inner = [_gradient_latex(c) for c in tree]
+    if len(tree) == 1:
+        return rf"\nabla^{{2}} E\, {inner[0]}"
+    return rf"\nabla^{{{len(tree) + 1}}} E\left[{', '.join(inner)}\right]"
+
+
+def _field_latex(tree) -> str:
+    if not tree:
+        return "f"
+    inner = [_field_latex(c) for c in tree]
+    primes = "'" * len(tree) if len(tree) <= 3 else f"^{{({len(tree)})}}"
+    if len(tree) == 1:
+        return f"f{primes} {inner[0]}"
+    return f"f{primes}({', '.join(inner)})"
+
+
+@dataclass(frozen=True)
+class CoordinateFreeModifiedEquation:
+    """f_l = sum_{|t|=l+1} (-1)^{|t|} b(t)/sigma(t) G(t) for f = -grad E, any dimension.
+
+    `terms[l]` lists (coefficient, tree) pairs with the coefficient already
+    including the sign and 1/sigma(t), so f_l = sum coefficient * G(tree).
+    """
+
+    rule: object
+    order: int
+    trees: tuple[TreeTerm, ...]
+
+    @property
+    def terms(self) -> tuple[tuple[tuple[sp.Expr, tuple], ...], ...]:
+        out = []
+        for l in range(self.order + 1):
+            out.append(tuple(
+                ((-1) ** order(t.tree) * t.coefficient / t.symmetry, t.tree)
+                for t in self.trees
+                if t.order == l + 1 and t.coefficient != 0
+            ))
+        return tuple(out)
+
+    def text(self, l: int) -> str:
+        """f_l in plain text, e.g. '-1/12 ∇^3E[∇E, ∇E] - 1/3 ∇²E ∇²E ∇E'."""
+        parts = []
+        for c, t in self.terms[l]:
+            sign = "-" if c < 0 else "+"
+            magnitude = "" if abs(c) == 1 else f"{abs(c)} "
+            parts.append(f"{sign} {magnitude}{gradient_text(t)}")
+        text = " ".join(parts)
+        return (text[2:] if text.startswith("+ ") else "-" + text[2:]) if parts else "0"
+
+    def latex(self, notation: str = "gradient") -> str:
+        """The modified equation; notation 'gradient' (nabla^k E) or 'field' (f', f''(f, f), for f~ of f)."""
+        if notation not in ("gradient", "field"):
+            raise ValueError("notation must be 'gradient' or 'field'")
+        rows = []
+        for l in range(self.order + 1):
+            pieces = []
+            for c, t in self.terms[l]:
+                if notation == "gradient":
+                    coefficient, body = c, _gradient_latex(t)
+                else:
+                    coefficient, body = (-1) ** order(t) * c, _field_latex(t)
+                sign = "-" if coefficient < 0 else "+"
+                magnitude = "" if abs(coefficient) == 1 else f"{sp.latex(abs(coefficient))}\\, "
+                pieces.append(f"{sign} {magnitude}{body}")
+            if not pieces:
+                continue
+            body = " ".join(pieces).lstrip("+ ").strip()
+            power = "" if l == 0 else ("h" if l == 1 else f"h^{{{l}}}")
+            rows.append(f"{power}\\left({body}\\right)" if power else body)
+        lhs = r"\dot{\theta}" if notation == "gradient" else r"\tilde{f}"
+        joined = " \\\\\n  &+ ".join(rows)
+        return f"\\begin{{aligned}}\n  {lhs} &= {joined}\n  + \\mathcal{{O}}(h^{{{self.order + 1}}})\n\\end{{aligned}}"
+
+    def evaluate(self, *, loss: sp.Expr, params) -> tuple[sp.Matrix, ...]:
+        """The terms on a concrete loss: f_l as SymPy columns (independent of the concrete engine)."""
+        params = list(params)
+        cache: dict = {}
+
+        def G(tree):
+            if tree in cache:
+                return cache[tree]
+            children = [G(c) for c in tree]
+            out = []
+            for component in (sp.diff(loss, p) for p in params):
+                total = sp.S.Zero
+                for indices in itertools.product(range(len(params)), repeat=len(children)):
+                    term = component
+                    for i in indices:
+                        term = sp.diff(term, params[i])
+                    for child, i in zip(children, indices):
+                        term *= child[i]
+                    total += term
+                out.append(sp.expand(total))
+            cache[tree] = sp.Matrix(out)
+            return cache[tree]
+
+        return tuple(
+            sum((c * G(t) for c, t in self.terms[l]), sp.zeros(len(params), 1)).applyfunc(sp.expand)
+            for l in range(self.order + 1)
+        )
+
+
+def coordinate_free(rule, order: int) -> CoordinateFreeModifiedEquation:
+    """The coordinate-free modified equation of a Runge-Kutta-type rule (GD is explicit Euler)."""
+    return CoordinateFreeModifiedEquation(rule, order, tuple(tree_coefficients(rule, order)))

@@ -1,0 +1,64 @@
+"""The coordinate-free view: published forms, and agreement with the concrete engine on random losses."""
+
+import json
+
+import pytest
+import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from latex_check import check_latex
+
+import bea
+from bea.rules import GD, MIDPOINT, RK4
+
+
+def test_gd_second_order_in_words():
+    """f_2 of GD = -(1/12) nabla^3 E[grad E, grad E] - (1/3) H H grad E."""
+    cf = bea.modified_equation(GD(), 2)
+    assert cf.text(0) == "-∇E"
+    assert cf.text(1) == "-1/2 ∇²E ∇E"
+    assert cf.text(2) == "-1/12 ∇³E[∇E, ∇E] - 1/3 ∇²E ∇²E ∇E"
+
+
+@st.composite
+def losses(draw):
+    n = draw(st.integers(1, 3))
+    params = list(sp.symbols(f"q0:{n}"))
+    loss = sum(p**2 for p in params) / 2
+    for _ in range(draw(st.integers(1, 3))):
+        factors = draw(st.lists(st.sampled_from(params), min_size=2, max_size=4))
+        loss += sp.Rational(draw(st.integers(-2, 2)), draw(st.integers(1, 3))) * sp.Mul(*factors)
+    return sp.expand(loss), params
+
+
+@settings(max_examples=12, deadline=None)
+@given(losses(), st.sampled_from([GD(), MIDPOINT, RK4]))
+def test_coordinate_free_evaluates_to_the_concrete_terms(problem, rule):
+    loss, params = problem
+    order = 4
+    concrete = bea.modified_equation(rule, order, loss=loss, params=params)
+    evaluated = bea.modified_equation(rule, order).evaluate(loss=loss, params=params)
+    for l in range(order + 1):
+        assert sp.expand(evaluated[l] - concrete.terms[l]) == sp.zeros(len(params), 1), f"f_{l}"
+
+
+@pytest.mark.parametrize("notation", ["gradient", "field"])
+def test_latex(notation):
+    text = bea.modified_equation(GD(), 3).latex(notation)
+    check_latex(text)
+    assert (r"\nabla^{3} E" in text) == (notation == "gradient")
+
+
+def test_cli_coordinate_free(capsys):
+    from bea.cli import main
+
+    assert main(["derive", "gd", "--order", "2", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["coordinate_free_terms"][2][0] == {
+        "coefficient": "-1/12", "level_sequence": [1, 2, 2], "text": "∇³E[∇E, ∇E]"
+    }
+
+
+def test_other_rules_are_refused_clearly():
+    with pytest.raises(bea.BeaError, match="concrete view"):
+        bea.modified_equation(bea.rules.SAM(), 2)
