@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ._trees import TreeTerm, order, tree_coefficients
+from ._trees import _key, order, tree_coefficients
 
 __all__ = ["CoordinateFreeModifiedEquation", "coordinate_free", "gradient_text"]
 
@@ -56,33 +56,24 @@ def _field_latex(tree) -> str:
 
 @dataclass(frozen=True)
 class CoordinateFreeModifiedEquation:
-    """f_l = sum_{|t|=l+1} (-1)^{|t|} b(t)/sigma(t) G(t) for f = -grad E, any dimension.
+    """f_l = sum coefficient * G(tree) for f = -grad E, in any dimension.
 
-    `terms[l]` lists (coefficient, tree) pairs with the coefficient already
-    including the sign and 1/sigma(t), so f_l = sum coefficient * G(tree).
+    `terms[l]` lists (coefficient, tree) pairs; the coefficient includes the sign
+    (-1)^{|t|} and 1/sigma(t), and may contain hyperparameters (EGR's mu, SAM's c).
     """
 
     rule: object
     order: int
-    trees: tuple[TreeTerm, ...]
-
-    @property
-    def terms(self) -> tuple[tuple[tuple[sp.Expr, tuple], ...], ...]:
-        out = []
-        for l in range(self.order + 1):
-            out.append(tuple(
-                ((-1) ** order(t.tree) * t.coefficient / t.symmetry, t.tree)
-                for t in self.trees
-                if t.order == l + 1 and t.coefficient != 0
-            ))
-        return tuple(out)
+    terms: tuple
 
     def text(self, l: int) -> str:
         """f_l in plain text, e.g. '-1/12 ∇^3E[∇E, ∇E] - 1/3 ∇²E ∇²E ∇E'."""
         parts = []
         for c, t in self.terms[l]:
-            sign = "-" if c < 0 else "+"
-            magnitude = "" if abs(c) == 1 else f"{abs(c)} "
+            negative = c.is_Number and c < 0 or (not c.is_Number and c.could_extract_minus_sign())
+            size = -c if negative else c
+            sign = "-" if negative else "+"
+            magnitude = "" if size == 1 else (f"({size}) " if size.is_Add else f"{size} ")
             parts.append(f"{sign} {magnitude}{gradient_text(t)}")
         text = " ".join(parts)
         return (text[2:] if text.startswith("+ ") else "-" + text[2:]) if parts else "0"
@@ -99,9 +90,7 @@ class CoordinateFreeModifiedEquation:
                     coefficient, body = c, _gradient_latex(t)
                 else:
                     coefficient, body = (-1) ** order(t) * c, _field_latex(t)
-                sign = "-" if coefficient < 0 else "+"
-                magnitude = "" if abs(coefficient) == 1 else f"{sp.latex(abs(coefficient))}\\, "
-                pieces.append(f"{sign} {magnitude}{body}")
+                pieces.append(_signed_latex(coefficient) + body)
             if not pieces:
                 continue
             body = " ".join(pieces).lstrip("+ ").strip()
@@ -140,6 +129,34 @@ class CoordinateFreeModifiedEquation:
         )
 
 
-def coordinate_free(rule, order: int) -> CoordinateFreeModifiedEquation:
-    """The coordinate-free modified equation of a Runge-Kutta-type rule (GD is explicit Euler)."""
-    return CoordinateFreeModifiedEquation(rule, order, tuple(tree_coefficients(rule, order)))
+def _signed_latex(c) -> str:
+    negative = c.is_Number and c < 0 or (not c.is_Number and c.could_extract_minus_sign())
+    size = -c if negative else c
+    body = "" if size == 1 else (rf"\left({sp.latex(size)}\right) " if size.is_Add else f"{sp.latex(size)}\\, ")
+    return ("- " if negative else "+ ") + body
+
+
+def coordinate_free(rule, order_: int) -> CoordinateFreeModifiedEquation:
+    """The coordinate-free modified equation of a gradient rule.
+
+    Runge-Kutta-type rules (GD included) use the exact rational tree recursion;
+    every other rule built from gradients and Hessian-vector products at points
+    theta + O(h) is run as a B-series (`_bseries_step`).
+    """
+    from ..rules import GD, RungeKutta
+
+    terms: list[list] = [[] for _ in range(order_ + 1)]
+    if isinstance(rule, (GD, RungeKutta)) and not rule.free_symbols:
+        for t in tree_coefficients(rule, order_):
+            if t.coefficient != 0:
+                terms[t.order - 1].append(((-1) ** t.order * t.coefficient / t.symmetry, t.tree))
+    else:
+        from ._bseries_step import bseries_modified_field
+        from ._trees import symmetry
+
+        for tree, coefficients in sorted(bseries_modified_field(rule, order_).items(), key=lambda kv: _key(kv[0])):
+            for l, c in enumerate(coefficients[: order_ + 1]):
+                c = sp.factor_terms(sp.expand((-1) ** order(tree) * c / symmetry(tree)))
+                if c != 0:
+                    terms[l].append((c, tree))
+    return CoordinateFreeModifiedEquation(rule, order_, tuple(tuple(t) for t in terms))

@@ -21,8 +21,8 @@ def test_gd_second_order_in_words():
 
 
 @st.composite
-def losses(draw):
-    n = draw(st.integers(1, 3))
+def losses(draw, max_dim=3):
+    n = draw(st.integers(1, max_dim))
     params = list(sp.symbols(f"q0:{n}"))
     loss = sum(p**2 for p in params) / 2
     for _ in range(draw(st.integers(1, 3))):
@@ -32,8 +32,21 @@ def losses(draw):
     return sp.expand(loss), params
 
 
-@settings(max_examples=12, deadline=None)
-@given(losses(), st.sampled_from([GD(), MIDPOINT, RK4]))
+C = sp.Symbol("c")
+GRADIENT_RULES = [
+    GD(),
+    MIDPOINT,
+    RK4,
+    bea.rules.EGR(),
+    bea.rules.SAM(rho=C * bea.h),
+    bea.rules.FiniteDifferenceGR(eps=C * bea.h),
+    bea.rules.FiniteDifferenceGR(eps=C * bea.h, kind="backward"),
+    bea.rules.rule(lambda theta, grad, h, beta: theta - h * grad(theta - beta * h * grad(theta)), beta=None),
+]
+
+
+@settings(max_examples=8, deadline=None)
+@given(losses(), st.sampled_from(GRADIENT_RULES[:3]))
 def test_coordinate_free_evaluates_to_the_concrete_terms(problem, rule):
     loss, params = problem
     order = 4
@@ -41,6 +54,24 @@ def test_coordinate_free_evaluates_to_the_concrete_terms(problem, rule):
     evaluated = bea.modified_equation(rule, order).evaluate(loss=loss, params=params)
     for l in range(order + 1):
         assert sp.expand(evaluated[l] - concrete.terms[l]) == sp.zeros(len(params), 1), f"f_{l}"
+
+
+@pytest.mark.slow
+@settings(max_examples=6, deadline=None)
+@given(losses(max_dim=2), st.sampled_from(GRADIENT_RULES[3:]))
+def test_bseries_rules_evaluate_to_the_concrete_terms(problem, rule):
+    """EGR, SAM and finite-difference GR with radii tied to h, and user rules: B-series route vs engine."""
+    loss, params = problem
+    order = 2
+    concrete = bea.modified_equation(rule, order, loss=loss, params=params)
+    evaluated = bea.modified_equation(rule, order).evaluate(loss=loss, params=params)
+    for l in range(order + 1):
+        assert sp.expand(evaluated[l] - concrete.terms[l]) == sp.zeros(len(params), 1), f"f_{l}"
+
+
+def test_sam_tied_in_words():
+    cf = bea.modified_equation(bea.rules.SAM(rho=C * bea.h), 1)
+    assert cf.text(1) == "-(c + 1/2) ∇²E ∇E"
 
 
 @pytest.mark.parametrize("notation", ["gradient", "field"])
@@ -60,6 +91,6 @@ def test_cli_coordinate_free(capsys):
     }
 
 
-def test_other_rules_are_refused_clearly():
-    with pytest.raises(bea.BeaError, match="concrete view"):
+def test_independent_radius_is_refused_clearly():
+    with pytest.raises(bea.BeaError, match="rho = c\\*h"):
         bea.modified_equation(bea.rules.SAM(), 2)
