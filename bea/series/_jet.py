@@ -98,7 +98,7 @@ class ScalarSeries(_Series):
         return self._coerce(other) - self
 
     def __mul__(self, other):
-        if isinstance(other, VectorSeries):
+        if getattr(other, "is_vector", False):
             return other * self
         other = self._coerce(other)
         return ScalarSeries(
@@ -160,6 +160,8 @@ class VectorSeries(_Series):
             [tuple(c.coeffs[k] for c in components) for k in range(len(components[0].coeffs))],
             min(c.valid for c in components),
         )
+
+    is_vector = True  # scalars defer to vectors in products
 
     def _check(self, other: VectorSeries):
         if other.dim != self.dim or other.order != self.order:
