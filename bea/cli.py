@@ -133,8 +133,14 @@ def _trees(args, rule) -> str:
 
 def _coordinate_free(args, rule) -> str:
     cf = modified_equation(rule, args.order)
+    loss, note = None, None
+    if args.modified_loss:
+        try:
+            loss = cf.modified_loss()
+        except NoModifiedLossError as exc:
+            note = str(exc)
     if args.format == "json":
-        return json.dumps({
+        data = {
             "rule": args.rule,
             "order": args.order,
             "view": "coordinate-free",
@@ -142,10 +148,21 @@ def _coordinate_free(args, rule) -> str:
                 [{"coefficient": str(c), "level_sequence": level_sequence(t), "text": gradient_text(t)} for c, t in term]
                 for term in cf.terms
             ],
-        }, ensure_ascii=False)
+        }
+        if args.modified_loss:
+            data["modified_loss"] = None if loss is None else [
+                [{"coefficient": str(c), "invariant": text} for c, _, text in piece] for piece in loss
+            ]
+            data["modified_loss_note"] = note
+        return json.dumps(data, ensure_ascii=False)
     if args.format == "latex":
-        return cf.latex()
-    return "\n".join(f"f_{l} = {cf.text(l)}" for l in range(cf.order + 1))
+        return cf.latex() + (f"\n% {note}" if note else "")
+    lines = [f"f_{l} = {cf.text(l)}" for l in range(cf.order + 1)]
+    if loss is not None:
+        lines += [f"E~_{l} = " + " + ".join(f"({c}) {text}" for c, _, text in piece) for l, piece in enumerate(loss)]
+    elif note:
+        lines.append(note)
+    return "\n".join(lines)
 
 
 def _derive(args) -> str:

@@ -78,6 +78,33 @@ class CoordinateFreeModifiedEquation:
         text = " ".join(parts)
         return (text[2:] if text.startswith("+ ") else "-" + text[2:]) if parts else "0"
 
+    def modified_loss(self) -> tuple[tuple[tuple[sp.Expr, tuple, str], ...], ...]:
+        """E~ = U_0 + h U_1 + ... with f_l = -grad U_l; U_l as (coefficient, free tree, text) triples.
+
+        A free tree stands for the scalar invariant I(T) (see `bea.series._invariants`):
+        GD gives U_0 = E, U_1 = (1/4)|∇E|².
+
+        Raises `NoModifiedLossError` at the first order whose term is not the gradient of a
+        combination of scalar invariants (GD: at order 2).
+        """
+        from ..exports import NoModifiedLossError
+        from ._invariants import invariant_text, potential_of
+
+        out = []
+        for l in range(self.order + 1):
+            sizes = sorted({order(t) for _, t in self.terms[l]})
+            pieces = []
+            for size in sizes:
+                found = potential_of([(c, t) for c, t in self.terms[l] if order(t) == size], size)
+                if found is None:
+                    raise NoModifiedLossError(
+                        f"no modified loss at order {l}: the terms of f_{l} on trees with {size} nodes are not "
+                        f"the gradient of any combination of scalar invariants ({self.text(l)})"
+                    )
+                pieces += [(c, f, invariant_text(f)) for f, c in found.items()]
+            out.append(tuple(pieces))
+        return tuple(out)
+
     def latex(self, notation: str = "gradient") -> str:
         """The modified equation; notation 'gradient' (nabla^k E) or 'field' (f', f''(f, f), for f~ of f)."""
         if notation not in ("gradient", "field"):

@@ -91,3 +91,51 @@ def test_cli_coordinate_free(capsys):
 def test_independent_radius_is_refused_clearly():
     with pytest.raises(bea.BeaError, match="rho = c\\*h"):
         bea.modified_equation(bea.rules.SAM(), 2)
+
+
+def _invariant_value(free, loss, params):
+    """I(T) on a concrete loss, contracted directly from the tree (independent of the linear solve)."""
+    import itertools
+
+    from bea.series._invariants import _adjacency
+
+    adjacency = _adjacency(free)
+
+    def contract(v, parent, free_index):
+        # nabla^{deg v} E at node v, with neighbours' vectors plugged in (and one free index if any)
+        vectors = [[contract(w, v, i) for i in range(len(params))] for w in adjacency[v] if w != parent]
+        total = sp.S.Zero
+        for indices in itertools.product(range(len(params)), repeat=len(vectors)):
+            term = loss
+            for i in ([free_index] if free_index is not None else []) + list(indices):
+                term = sp.diff(term, params[i])
+            for vector, i in zip(vectors, indices):
+                term *= vector[i]
+            total += term
+        return sp.expand(total)
+
+    return contract(0, None, None)
+
+
+@pytest.mark.parametrize(
+    "rule, order",
+    [(GD(), 1), (bea.rules.EGR(), 1), (bea.rules.SAM(rho=C * bea.h), 1), (MIDPOINT, 1)],
+    ids=["gd", "egr", "sam", "midpoint"],
+)
+def test_coordinate_free_modified_loss_has_the_concrete_gradient(rule, order):
+    q0, q1 = sp.symbols("q0 q1")
+    loss = q0**3 / 3 + q0 * q1**2 - q1**2 / 2 + q0 * q1
+    concrete = bea.modified_equation(rule, order, loss=loss, params=[q0, q1])
+    losses = bea.modified_equation(rule, order).modified_loss()
+    for l, pieces in enumerate(losses):
+        potential = sum((c * _invariant_value(free, loss, [q0, q1]) for c, free, _ in pieces), sp.S.Zero)
+        gradient = sp.Matrix([potential.diff(q0), potential.diff(q1)])
+        assert sp.expand(gradient + concrete.terms[l]) == sp.zeros(2, 1), f"U_{l}"
+
+
+def test_gd_modified_loss_in_words_and_its_limit():
+    pieces = bea.modified_equation(GD(), 1).modified_loss()
+    assert [(c, text) for c, _, text in pieces[0]] == [(1, "E")]
+    assert [(c, text) for c, _, text in pieces[1]] == [(sp.Rational(1, 4), "|∇E|²")]
+    with pytest.raises(bea.NoModifiedLossError, match="order 2"):
+        bea.modified_equation(GD(), 2).modified_loss()
