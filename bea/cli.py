@@ -156,7 +156,7 @@ def _coordinate_free(args, rule) -> str:
             data["modified_loss_note"] = note
         return json.dumps(data, ensure_ascii=False)
     if args.format == "latex":
-        return cf.latex() + (f"\n% {note}" if note else "")
+        return cf.latex() + (f"\n% {note}" if note else "") + (f"\n{cf.modified_loss_latex()}" if loss else "")
     lines = [f"f_{l} = {cf.text(l)}" for l in range(cf.order + 1)]
     if loss is not None:
         lines += [f"E~_{l} = " + " + ".join(f"({c}) {text}" for c, _, text in piece) for l, piece in enumerate(loss)]

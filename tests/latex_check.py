@@ -3,7 +3,7 @@
 import re
 
 KNOWN = {"begin", "end", "frac", "left", "right", "mathcal", "tilde", "log", "exp", "tanh", "sqrt", "mu",
-         "rho", "gamma", "epsilon", "operatorname", "nabla", "dot", "theta"}
+         "rho", "gamma", "epsilon", "operatorname", "nabla", "dot", "theta", "cdot"}
 
 
 def check_latex(text):

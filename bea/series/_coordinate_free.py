@@ -105,6 +105,17 @@ class CoordinateFreeModifiedEquation:
             out.append(tuple(pieces))
         return tuple(out)
 
+    def modified_loss_latex(self) -> str:
+        """The modified loss as a LaTeX formula (raises `NoModifiedLossError` where there is none)."""
+        from ._invariants import invariant_latex
+
+        rows = []
+        for l, pieces in enumerate(self.modified_loss()):
+            body = " ".join(_signed_latex(c) + invariant_latex(f) for c, f, _ in pieces).lstrip("+ ").strip() or "0"
+            power = "" if l == 0 else ("h" if l == 1 else f"h^{{{l}}}")
+            rows.append(rf"{power}\left({body}\right)" if power else body)
+        return r"\tilde{E} = " + " + ".join(rows) + rf" + \mathcal{{O}}(h^{{{self.order + 1}}})"
+
     def latex(self, notation: str = "gradient") -> str:
         """The modified equation; notation 'gradient' (nabla^k E) or 'field' (f', f''(f, f), for f~ of f)."""
         if notation not in ("gradient", "field"):

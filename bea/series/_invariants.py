@@ -21,7 +21,7 @@ import sympy as sp
 
 from ._trees import _sort, order, trees_of_order
 
-__all__ = ["free_trees", "gradient_of_invariant", "invariant_text", "potential_of"]
+__all__ = ["free_trees", "gradient_of_invariant", "invariant_latex", "invariant_text", "potential_of"]
 
 
 def _adjacency(t) -> dict[int, list[int]]:
@@ -85,6 +85,21 @@ def invariant_text(free) -> str:
     neighbour = adjacency[leaf][0]
     rest = _rooted_at({v: [w for w in ws if w != leaf] for v, ws in adjacency.items() if v != leaf}, neighbour)
     return f"∇E·{gradient_text(rest)}"
+
+
+def invariant_latex(free) -> str:
+    """I(T) in LaTeX: 'E', '\\|\\nabla E\\|^{2}', '\\nabla E \\cdot \\nabla^{2} E\\, \\nabla E', ..."""
+    from ._coordinate_free import _gradient_latex
+
+    if order(free) == 1:
+        return "E"
+    if order(free) == 2:
+        return r"\|\nabla E\|^{2}"
+    adjacency = _adjacency(free)
+    leaf = next(v for v, ws in adjacency.items() if len(ws) == 1)
+    neighbour = adjacency[leaf][0]
+    rest = _rooted_at({v: [w for w in ws if w != leaf] for v, ws in adjacency.items() if v != leaf}, neighbour)
+    return rf"\nabla E \cdot {_gradient_latex(rest)}"
 
 
 def potential_of(terms, size: int):

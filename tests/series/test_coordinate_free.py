@@ -78,6 +78,12 @@ def test_latex(notation):
     assert (r"\nabla^{3} E" in text) == (notation == "gradient")
 
 
+def test_modified_loss_latex():
+    text = bea.modified_equation(bea.rules.EGR(), 1).modified_loss_latex()
+    check_latex(text)
+    assert r"\mu\, \|\nabla E\|^{2}" in text
+
+
 def test_cli_coordinate_free(capsys):
     from bea.cli import main
 
