@@ -50,20 +50,28 @@ RULES: dict[str, _Entry] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors that point at --help."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bea",
         description="Backward error analysis of optimization algorithms: derive the modified equation "
         "theta' = f_0 + h f_1 + h^2 f_2 + ... whose flow matches an optimizer's iterates.",
         epilog="Example: bea derive gd --loss '(y - a*b*x)**2/2' --params a,b --order 2 --json",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     rule_list = "\n".join(f"  {name:10s} {entry.help}" for name, entry in RULES.items())
     derive = sub.add_parser(
         "derive",
         help="derive the modified-equation terms f_0..f_P of an update rule",
-        description="Derive f_0, ..., f_P of the modified equation of RULE on a loss, exactly.\n\nRules:\n" + rule_list,
+        description="Derive f_0, ..., f_P of the modified equation of RULE exactly: on a loss (--loss, --params),\n"
+        "or coordinate-free in grad E and its derivative tensors (no loss).\n\nRules:\n" + rule_list,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Without --loss and --params, prints the coordinate-free view (terms in grad E, its Hessian and\n"
         "higher derivative tensors; Runge-Kutta-type rules).\n"

@@ -94,3 +94,12 @@ def test_help_lists_rules(capsys):
     out = capsys.readouterr().out
     for name in ("gd", "egr", "sam", "fd-gr", "euler", "midpoint", "heun", "rk4"):
         assert name in out
+
+
+@pytest.mark.parametrize("args", [["derive", "gd", "--order", "1.5"], ["derive", "nope", "--order", "1"], []])
+def test_usage_errors_are_one_line(capsys, args):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--help" in err
