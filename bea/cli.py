@@ -139,14 +139,19 @@ def _trees(args, rule) -> str:
     return "\n".join(f"{str(t.level_sequence):24s} {t.coefficient}" for t in terms)
 
 
+def _modified_loss(result, wanted: bool):
+    """(modified loss, None), or (None, why there is none), or (None, None) when not asked for."""
+    if not wanted:
+        return None, None
+    try:
+        return result.modified_loss(), None
+    except NoModifiedLossError as exc:
+        return None, str(exc)
+
+
 def _coordinate_free(args, rule) -> str:
     cf = modified_equation(rule, args.order)
-    loss, note = None, None
-    if args.modified_loss:
-        try:
-            loss = cf.modified_loss()
-        except NoModifiedLossError as exc:
-            note = str(exc)
+    loss, note = _modified_loss(cf, args.modified_loss)
     if args.format == "json":
         data = {
             "rule": args.rule,
@@ -196,12 +201,7 @@ def _derive(args) -> str:
     me = modified_equation(
         rule, args.order, losses=losses, params=params, values=values, constants=constants
     )
-    loss_terms, loss_note = None, None
-    if args.modified_loss:
-        try:
-            loss_terms = me.modified_loss()
-        except NoModifiedLossError as exc:
-            loss_note = str(exc)
+    loss_terms, loss_note = _modified_loss(me, args.modified_loss)
     if args.format == "json":
         data = me.to_dict()
         if args.modified_loss:
