@@ -25,33 +25,34 @@ __all__ = ["CoordinateFreeModifiedEquation", "coordinate_free", "gradient_text"]
 _SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
+def _render(tree, leaf: str, apply, contract) -> str:
+    """Elementary differential of `tree` in one notation: leaf, one child, several children."""
+    if not tree:
+        return leaf
+    inner = [_render(c, leaf, apply, contract) for c in tree]
+    return apply(inner[0]) if len(tree) == 1 else contract(len(tree), inner)
+
+
 def gradient_text(tree) -> str:
     """G(t) in plain text: '∇E', '∇²E ∇E', '∇³E[∇E, ∇E]', ..."""
-    if not tree:
-        return "∇E"
-    inner = [gradient_text(c) for c in tree]
-    if len(tree) == 1:
-        return f"∇²E {inner[0]}"
-    return f"∇{str(len(tree) + 1).translate(_SUPERSCRIPTS)}E[{', '.join(inner)}]"
+    return _render(
+        tree, "∇E", lambda x: f"∇²E {x}",
+        lambda m, xs: f"∇{str(m + 1).translate(_SUPERSCRIPTS)}E[{', '.join(xs)}]",
+    )
 
 
 def _gradient_latex(tree) -> str:
-    if not tree:
-        return r"\nabla E"
-    inner = [_gradient_latex(c) for c in tree]
-    if len(tree) == 1:
-        return rf"\nabla^{{2}} E\, {inner[0]}"
-    return rf"\nabla^{{{len(tree) + 1}}} E\left[{', '.join(inner)}\right]"
+    return _render(
+        tree, r"\nabla E", lambda x: rf"\nabla^{{2}} E\, {x}",
+        lambda m, xs: rf"\nabla^{{{m + 1}}} E\left[{', '.join(xs)}\right]",
+    )
 
 
 def _field_latex(tree) -> str:
-    if not tree:
-        return "f"
-    inner = [_field_latex(c) for c in tree]
-    primes = "'" * len(tree) if len(tree) <= 3 else f"^{{({len(tree)})}}"
-    if len(tree) == 1:
-        return f"f{primes} {inner[0]}"
-    return f"f{primes}({', '.join(inner)})"
+    def primes(m):
+        return "'" * m if m <= 3 else f"^{{({m})}}"
+
+    return _render(tree, "f", lambda x: f"f' {x}", lambda m, xs: f"f{primes(m)}({', '.join(xs)})")
 
 
 @dataclass(frozen=True)

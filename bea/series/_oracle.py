@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from itertools import combinations_with_replacement
 from math import factorial
 
+from sympy import Rational
+
 from ._algebra import Algebra
 from ._jet import ScalarSeries, VectorSeries
 
@@ -126,8 +128,6 @@ class SymbolicOracle:
 
 def _inverse_multinomial(alpha: tuple[int, ...]):
     """1/alpha! for a multi-index given as a sorted tuple of indices."""
-    from sympy import Rational
-
     denominator = 1
     run = 1
     for i in range(1, len(alpha) + 1):

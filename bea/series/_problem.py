@@ -96,7 +96,7 @@ class Problem:
             if not isinstance(loss, sp.Expr) or isinstance(loss, sp.MatrixBase) or loss.is_Boolean:
                 raise UnknownSymbolError(f"{label} must be a scalar SymPy expression, got {loss!r}")
             check_smooth(loss, label)
-            if STEP_SIZE in loss.free_symbols or any(s.name == "h" for s in loss.free_symbols):
+            if any(s.name == STEP_SIZE.name for s in loss.free_symbols):  # bea.h or any Symbol("h")
                 raise UnknownSymbolError(f"{label} uses the symbol h, which is reserved for the step size; rename it")
         used = set().union(*(loss.free_symbols for loss in losses))
         missing = [p for p in params if p not in used]

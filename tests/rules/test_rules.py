@@ -91,7 +91,7 @@ def test_backward_gr_is_forward_gr_with_negative_eps():
     assert _equal(forward.terms, backward.terms)
 
 
-def test_non_polynomial_loss_uses_expression_algebra():
+def test_non_polynomial_loss_first_correction():
     loss = sp.log(1 + sp.exp(-a * b)) + a**2 / 2
     me = bea.modified_equation(GD(), 1, loss=loss, params=[a, b])
     g = _grad(loss, [a, b])

@@ -43,6 +43,16 @@ def test_midpoint_sum_through_order_9_matches_bseries_jl():
     assert sum(t.coefficient for t in bea.tree_coefficients(MIDPOINT, 8)) == R(19063, 26880)
 
 
+@pytest.mark.parametrize("rule, q", [(EULER, 1), (MIDPOINT, 2), (HEUN, 2), (RK4, 4)], ids=["euler", "midpoint", "heun", "rk4"])
+def test_elementary_weights_meet_the_order_conditions(rule, q):
+    """Butcher: a method has order q iff Phi(t) = 1/gamma(t) for every tree with |t| <= q (and not at q + 1)."""
+    from bea.series._trees import elementary_weight, exact_flow_coefficient
+
+    weight = elementary_weight(rule.A, rule.b)
+    assert all(weight(t) == exact_flow_coefficient(t) for t in trees_up_to(q))
+    assert any(weight(t) != exact_flow_coefficient(t) for t in trees_of_order(q + 1))
+
+
 def test_rk4_vanishes_through_order_4():
     terms = bea.tree_coefficients(RK4, 4)
     assert all(t.coefficient == 0 for t in terms if 2 <= t.order <= 4)
