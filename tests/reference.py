@@ -206,3 +206,31 @@ def mpmath_local_error_slope(me, loss, params, start, step_sizes, dps=30):
             g = grad(*start)
             errors.append(mp.sqrt(sum((flow[i] - (start[i] - hh * g[i])) ** 2 for i in range(len(params)))))
         return float(mp.log(errors[0] / errors[1]) / mp.log(mp.mpf(step_sizes[0]) / mp.mpf(step_sizes[1])))
+
+
+def flow_at(terms, params, order, direction=1):
+    """The exact time-(direction * h) flow of f~ = sum_l h^l terms[l], as a SymPy column in h,
+    by Picard iteration (polynomial fields only), exact through h^{order+1}.
+
+    Independent of the engine: used to check multistep relations that rules with
+    memory must satisfy along their modified flow (heavy ball:
+    phi_h - (1 + beta) theta + beta phi_{-h} = -h grad E).
+    """
+    params = list(params)
+    R, theta, hg, taug, converted = _to_ring([sp.Matrix(t) for t in terms], params)
+    h_index, tau_index = R.gens.index(hg), R.gens.index(taug)
+    field = [sum((hg**j * f[i] for j, f in enumerate(converted)), R.zero) for i in range(len(params))]
+    phi = list(theta)
+    for _ in range(order + 2):
+        at = [_compose_truncated(R, F, phi, h_index, order + 1) for F in field]
+        phi = [t + direction * hg * _integrate_tau(R, a, tau_index) for t, a in zip(theta, at)]
+        phi = [_truncate(R, p, h_index, order + 1) for p in phi]
+    return sp.Matrix([p.subs(taug, 1).as_expr() for p in phi])
+
+
+def lowest_power(column, order):
+    """The lowest power of h with a nonzero coefficient in a column (order + 2 if none up to h^{order+1})."""
+    for k in range(order + 2):
+        if any(sp.expand(sp.diff(c, h, k).subs(h, 0)) != 0 for c in column):
+            return k
+    return order + 2

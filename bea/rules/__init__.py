@@ -7,9 +7,18 @@ on arrays (`bea.iterate`).
 from ._base import Rule, exact
 from ._custom import CustomRule, rule
 from ._gradient import EGR, GD, SAM, FiniteDifferenceGR
+from ._memory import Adam, CustomMemoryRule, HeavyBall, MemoryRule, Nesterov, RMSProp, memory_rule, sqrt
 from ._runge_kutta import EULER, HEUN, MIDPOINT, RK4, TABLEAUS, RungeKutta
 
 __all__ = [
+    "Adam",
+    "CustomMemoryRule",
+    "HeavyBall",
+    "MemoryRule",
+    "Nesterov",
+    "RMSProp",
+    "memory_rule",
+    "sqrt",
     "EGR",
     "EULER",
     "GD",

@@ -33,9 +33,11 @@ class NotPolynomialError(Exception):
     `seeds` names expressions whose atoms, added up front, would make it one.
     """
 
-    def __init__(self, message: str = "", seeds=()):
+    def __init__(self, message: str = "", seeds=(), rational: bool = False):
         super().__init__(message)
         self.seeds = tuple(seeds)
+        # True when a division by a constant (1 - beta, eps) failed: retry over QQ(constants).
+        self.rational = rational
 
 
 class Algebra:
@@ -62,6 +64,13 @@ class Algebra:
     def mul(self, a, b):
         return a * b
 
+    def from_expr_or_seed(self, expr):
+        """from_expr, but a failure names expr as a seed so the engine retries with its atoms."""
+        try:
+            return self.from_expr(expr)
+        except NotPolynomialError as exc:
+            raise NotPolynomialError(str(exc), seeds=[expr], rational=exc.rational) from None
+
     @property
     def zero(self):
         return self.from_expr(sp.S.Zero)
@@ -76,12 +85,17 @@ class Algebra:
 
 
 class PolynomialAlgebra(Algebra):
-    """Sparse polynomials over QQ in the parameters and every other symbol involved."""
+    """Sparse polynomials in the parameters (and `atoms`) over QQ[constants], or over the
+    field QQ(constants) when `rational` is set (rules that divide by 1 - beta, sqrt(eps), ...)."""
 
-    def __init__(self, params: Sequence[sp.Symbol], constants: Sequence[sp.Symbol] = ()):
+    def __init__(self, params: Sequence[sp.Symbol], constants: Sequence[sp.Symbol] = (), *, atoms=(), rational=False):
         self.params = tuple(params)
         extra = tuple(c for c in constants if c not in self.params)
-        self.ring = PolyRing(self.params + extra, sp.QQ)
+        self.rational = rational
+        if rational and extra:
+            self.ring = PolyRing(self.params + tuple(atoms), sp.QQ.frac_field(*extra))
+        else:
+            self.ring = PolyRing(self.params + extra + tuple(atoms), sp.QQ)
         self._param_gens = self.ring.gens[: len(self.params)]
 
     def from_expr(self, expr):
@@ -105,7 +119,11 @@ class PolynomialAlgebra(Algebra):
         try:
             return value.exquo(divisor)
         except ExactQuotientFailed:
-            raise NotPolynomialError("inexact division") from None
+            constant = all(divisor.degree(g) == 0 for g in self._param_gens) and not self._atom_degree(divisor)
+            raise NotPolynomialError("inexact division", rational=constant and not self.rational) from None
+
+    def _atom_degree(self, value) -> bool:
+        return False
 
     def substitute(self, value, point):
         return value.compose(list(zip(self._param_gens, point)))
@@ -163,7 +181,7 @@ class DifferentialAlgebra(PolynomialAlgebra):
 
     _MAX_ATOMS = 48
 
-    def __init__(self, params, constants=(), seeds=()):
+    def __init__(self, params, constants=(), seeds=(), rational=False):
         self.params = tuple(params)
         self._atom_of: dict[sp.Expr, sp.Dummy] = {}
         queue = [a for e in seeds for a in self._atoms(sp.sympify(e))]
@@ -177,8 +195,7 @@ class DifferentialAlgebra(PolynomialAlgebra):
             for p in self.params:
                 queue.extend(a for a in self._atoms(sp.diff(atom, p)) if a not in self._atom_of)
         atoms = list(self._atom_of.items())
-        extra = tuple(c for c in constants if c not in self.params)
-        super().__init__(self.params, extra + tuple(d for _, d in atoms))
+        super().__init__(self.params, constants, atoms=tuple(d for _, d in atoms), rational=rational)
         self._atom_exprs = {d: e for e, d in atoms}
         gens = self.ring.gens
         self._atom_gens = [(gens[self.ring.symbols.index(d)], e) for e, d in atoms]
@@ -213,14 +230,21 @@ class DifferentialAlgebra(PolynomialAlgebra):
 
     def _convert(self, expr):
         ring = self.ring
+        if self.rational and not expr.is_Number and not (expr.free_symbols & set(self.params)):
+            try:  # a function of the constants only: an element of the coefficient field
+                return ring.ground_new(ring.domain.from_sympy(expr))
+            except (CoercionFailed, ValueError, TypeError):
+                pass
         if expr.is_Number:
             if not expr.is_Rational:
                 raise NotPolynomialError("floats are not exact")
-            return ring.ground_new(sp.QQ.convert(expr)) if hasattr(ring, "ground_new") else ring(expr)
+            return ring.ground_new(ring.domain.from_sympy(expr))
         if expr.is_Symbol:
-            try:
+            if expr in ring.symbols:
                 return ring.gens[ring.symbols.index(expr)]
-            except ValueError:
+            try:
+                return ring.ground_new(ring.domain.from_sympy(expr))
+            except (CoercionFailed, ValueError, TypeError):
                 raise NotPolynomialError(f"unknown symbol {expr}") from None
         if expr.is_Add:
             return sum((self._convert(a) for a in expr.args), ring.zero)
@@ -244,6 +268,9 @@ class DifferentialAlgebra(PolynomialAlgebra):
                     out = out * self._atom(sp.Pow(base, -1, evaluate=False)) ** int(-whole)
                 return out
         return self._atom(expr)
+
+    def _atom_degree(self, value) -> bool:
+        return any(value.degree(gen) for gen, _ in self._atom_gens)
 
     def _atom(self, expr):
         if expr not in self._atom_of:

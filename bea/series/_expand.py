@@ -13,7 +13,7 @@ from ._problem import Problem
 __all__ = ["expand_step"]
 
 _MAX_GUARD = 8
-_SEED_RETRIES = 3  # extra orders allowed to recover coefficients lost to divisions by O(h)
+_SEED_RETRIES = 8  # retries with the atoms met so far (SAM, square roots on a slow manifold)
 
 
 def expand_step(rule, problem: Problem, order: int) -> tuple[Algebra, list[tuple]]:
@@ -29,17 +29,33 @@ def expand_step(rule, problem: Problem, order: int) -> tuple[Algebra, list[tuple
         )
     constants = tuple(problem.constants) + tuple(sorted(rule.free_symbols - set(problem.constants), key=str))
     seeds = list(problem.losses) + [v for v in rule.hyperparameters.values() if isinstance(v, sp.Expr)]
-    algebras = [lambda: PolynomialAlgebra(problem.params, constants)]
-    # A step that evaluates the loss away from theta (SAM) meets new atoms there: retry with them.
-    algebras += [lambda: DifferentialAlgebra(problem.params, constants, seeds=seeds)] * _SEED_RETRIES
-    algebras += [lambda: ExpressionAlgebra(problem.params, constants)]
-    for make_algebra in algebras:
+    rational = False  # coefficients in QQ(constants) once the rule divides by one (1 - beta)
+
+    def make(kind: str) -> Algebra:
+        if kind == "polynomial":
+            return PolynomialAlgebra(problem.params, constants, rational=rational)
+        if kind == "differential":
+            return DifferentialAlgebra(problem.params, constants, seeds=seeds, rational=rational)
+        return ExpressionAlgebra(problem.params, constants)
+
+    # A step that evaluates the loss away from theta (SAM), or takes square roots, meets new
+    # atoms there: retry with them while there are new ones.
+    kinds = ["polynomial"] + ["differential"] * _SEED_RETRIES + ["expression"]
+    i = 0
+    while i < len(kinds):
         try:
-            algebra = make_algebra()
+            algebra = make(kinds[i])
             losses = [algebra.from_expr(loss) for loss in problem.losses]
             return algebra, _expand(rule, algebra, losses, order + 1)
         except NotPolynomialError as exc:
-            seeds.extend(exc.seeds)
+            new = [e for e in exc.seeds if e not in seeds]
+            seeds.extend(new)
+            if exc.rational and not rational:
+                rational = True  # same algebra again, over the fraction field
+            elif kinds[i] == "differential" and not new:
+                i = len(kinds) - 1  # no new atoms: only general expressions can help
+            else:
+                i += 1
     raise AssertionError("the expression algebra accepts every expression")  # pragma: no cover
 
 
@@ -62,7 +78,12 @@ def _run_step(rule, algebra: Algebra, losses: list, truncation: int) -> VectorSe
     theta = VectorSeries.constant(algebra, algebra.identity, truncation)
     h = ScalarSeries(algebra, [algebra.zero, algebra.from_expr(1)] + [algebra.zero] * (truncation - 1))
     oracle = SymbolicOracle(algebra, losses, truncation)
-    result = rule.step(theta, oracle, h)
+    if hasattr(rule, "decays"):  # a rule with memory: the step on its slow manifold
+        from ._slow_manifold import slow_manifold_step
+
+        result = slow_manifold_step(rule, theta, oracle, h)
+    else:
+        result = rule.step(theta, oracle, h)
     if not isinstance(result, VectorSeries):
         raise InconsistentRuleError(
             f"the step of {rule.name} returned {type(result).__name__}, not the updated parameter vector; "

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import sympy as sp
 
-from ._algebra import Algebra
+from ._algebra import Algebra, NotPolynomialError
 
 __all__ = ["ScalarSeries", "VectorSeries", "STEP_SIZE"]
 
@@ -111,19 +111,53 @@ class ScalarSeries(_Series):
         if isinstance(other, VectorSeries):
             return NotImplemented
         other = self._coerce(other)
-        quotient, lost = _divide(self.algebra, self.coeffs, other.coeffs)
+        try:
+            quotient, lost = _divide(self.algebra, self.coeffs, other.coeffs)
+        except NotPolynomialError as exc:
+            if exc.rational or self.algebra.is_zero(other.coeffs[0]):
+                raise
+            return self * other._real_power(sp.Integer(-1))  # 1/head as an atom of the algebra
         return ScalarSeries(self.algebra, quotient, min(self.valid, other.valid) - lost)
 
     def __rtruediv__(self, other):
         return self._coerce(other) / self
 
     def __pow__(self, exponent):
-        if not isinstance(exponent, numbers.Integral) or exponent < 0:
-            raise TypeError("series powers must be non-negative integers")
-        result = self._coerce(1)
-        for _ in range(int(exponent)):
-            result = result * self
-        return result
+        exponent = _exact_exponent(exponent)
+        if exponent.is_Integer and exponent >= 0:
+            result = self._coerce(1)
+            for _ in range(int(exponent)):
+                result = result * self
+            return result
+        return self._real_power(exponent)
+
+    def sqrt(self) -> ScalarSeries:
+        """The principal square root, c_0 > 0 (used by RMSProp and Adam)."""
+        return self._real_power(sp.Rational(1, 2))
+
+    def _real_power(self, exponent: sp.Rational) -> ScalarSeries:
+        """a^r = a_0^r (1 + u)^r with u = (a - a_0)/a_0 = O(h): the binomial series, exactly."""
+        algebra = self.algebra
+        head = self.coeffs[0]
+        if algebra.is_zero(head):
+            raise ZeroDivisionError(
+                f"the power {exponent} of a quantity that vanishes at h = 0 has no power series in h "
+                "(a square root or division by a moment that is zero on the flow, e.g. eps = 0)"
+            )
+        head_expr = algebra.to_expr(head)
+        base_power = algebra.from_expr_or_seed(head_expr**exponent)
+        inverse = algebra.from_expr_or_seed(1 / head_expr)
+        tail = ScalarSeries(algebra, [algebra.zero] + self.coeffs[1:], self.valid)
+        u = tail * ScalarSeries.coerce(0, algebra, self.order)._with_head(inverse)
+        total = self._coerce(1)
+        power = self._coerce(1)
+        for k in range(1, self.order + 1):
+            power = power * u
+            total = total + power * sp.binomial(exponent, k)
+        return total * ScalarSeries.coerce(0, algebra, self.order)._with_head(base_power)
+
+    def _with_head(self, head) -> ScalarSeries:
+        return ScalarSeries(self.algebra, [head] + self.coeffs[1:], self.valid)
 
 
 class VectorSeries(_Series):
@@ -170,6 +204,9 @@ class VectorSeries(_Series):
     def __add__(self, other):
         if isinstance(other, numbers.Number) and other == 0:  # lets sum() start from 0
             return self
+        if isinstance(other, (numbers.Number, sp.Expr, ScalarSeries)):  # broadcast, as NumPy does
+            scalar = ScalarSeries.coerce(other, self.algebra, self.order)
+            return VectorSeries.stack([self.component(i) + scalar for i in range(self.dim)])
         if not isinstance(other, VectorSeries):
             return NotImplemented
         self._check(other)
@@ -185,9 +222,12 @@ class VectorSeries(_Series):
         return VectorSeries(self.algebra, [tuple(-x for x in a) for a in self.coeffs], self.valid)
 
     def __sub__(self, other):
-        if not isinstance(other, VectorSeries):
+        if not isinstance(other, (VectorSeries, numbers.Number, sp.Expr, ScalarSeries)):
             return NotImplemented
         return self + (-other)
+
+    def __rsub__(self, other):
+        return (-self) + other
 
     def __mul__(self, other):
         algebra = self.algebra
@@ -209,12 +249,32 @@ class VectorSeries(_Series):
 
     __rmul__ = __mul__
 
+    def __pow__(self, exponent):
+        return VectorSeries.stack([self.component(i) ** exponent for i in range(self.dim)])
+
+    def sqrt(self) -> VectorSeries:
+        """Element-wise principal square root."""
+        return VectorSeries.stack([self.component(i).sqrt() for i in range(self.dim)])
+
+    def __rtruediv__(self, other):
+        scalar = ScalarSeries.coerce(other, self.algebra, self.order)
+        return VectorSeries.stack([scalar / self.component(i) for i in range(self.dim)])
+
     def __truediv__(self, other):
         if isinstance(other, VectorSeries):
             self._check(other)
             return VectorSeries.stack([self.component(i) / other.component(i) for i in range(self.dim)])
         scalar = ScalarSeries.coerce(other, self.algebra, self.order)
         return VectorSeries.stack([self.component(i) / scalar for i in range(self.dim)])
+
+
+def _exact_exponent(exponent) -> sp.Rational:
+    if isinstance(exponent, float):
+        exponent = sp.Rational(repr(exponent))
+    exponent = sp.sympify(exponent)
+    if not exponent.is_Rational:
+        raise TypeError(f"series powers must be rational numbers, got {exponent}")
+    return exponent
 
 
 def _cauchy(algebra: Algebra, a: Sequence, b: Sequence) -> list:

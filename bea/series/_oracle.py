@@ -24,7 +24,7 @@ from sympy import Rational
 from ._algebra import Algebra
 from ._jet import ScalarSeries, VectorSeries
 
-__all__ = ["SymbolicOracle"]
+__all__ = ["SymbolicOracle", "taylor_at"]
 
 
 class SymbolicOracle:
@@ -98,32 +98,40 @@ class SymbolicOracle:
         return len(points)
 
     def _derivative_at(self, beta: tuple[int, ...], x: VectorSeries) -> ScalarSeries:
-        algebra = self.algebra
         base = self._base_index(x.coeffs[0])
-        n, order = x.dim, len(x.coeffs) - 1
-        zero = algebra.zero
-        delta = [x.component(j) for j in range(n)]
-        for d in delta:
-            d.coeffs[0] = zero
-        moving = [j for j in range(n) if any(not algebra.is_zero(c) for c in delta[j].coeffs)]
-        total = [zero] * (order + 1)
-        powers: dict[tuple[int, ...], ScalarSeries] = {(): None}
-        for m in range(order + 1):
-            for alpha in combinations_with_replacement(moving, m):
-                if m:
-                    prev = powers[alpha[:-1]]
-                    powers[alpha] = delta[alpha[-1]] if prev is None else prev * delta[alpha[-1]]
-                deriv = self._derivative(tuple(sorted(beta + alpha)), base)
-                if algebra.is_zero(deriv):
-                    continue
-                weight = _inverse_multinomial(alpha)
-                if m == 0:
-                    total[0] = total[0] + deriv
-                    continue
-                for k, c in enumerate(powers[alpha].coeffs):
-                    if not algebra.is_zero(c):
-                        total[k] = total[k] + algebra.mul(deriv, c) * weight
-        return ScalarSeries(algebra, total, x.valid)
+        return taylor_at(self.algebra, lambda alpha: self._derivative(tuple(sorted(beta + alpha)), base), x)
+
+
+def taylor_at(algebra: Algebra, derivative, x: VectorSeries) -> ScalarSeries:
+    """sum_alpha derivative(alpha) delta^alpha / alpha! for x = x_0 + delta(h), truncated like x.
+
+    `derivative(alpha)` returns the partial derivative of the expanded function at
+    x_0 for a sorted multi-index alpha.
+    """
+    n, order = x.dim, len(x.coeffs) - 1
+    zero = algebra.zero
+    delta = [x.component(j) for j in range(n)]
+    for d in delta:
+        d.coeffs[0] = zero
+    moving = [j for j in range(n) if any(not algebra.is_zero(c) for c in delta[j].coeffs)]
+    total = [zero] * (order + 1)
+    powers: dict[tuple[int, ...], ScalarSeries] = {(): None}
+    for m in range(order + 1):
+        for alpha in combinations_with_replacement(moving, m):
+            if m:
+                prev = powers[alpha[:-1]]
+                powers[alpha] = delta[alpha[-1]] if prev is None else prev * delta[alpha[-1]]
+            deriv = derivative(alpha)
+            if algebra.is_zero(deriv):
+                continue
+            if m == 0:
+                total[0] = total[0] + deriv
+                continue
+            weight = _inverse_multinomial(alpha)
+            for k, c in enumerate(powers[alpha].coeffs):
+                if not algebra.is_zero(c):
+                    total[k] = total[k] + algebra.mul(deriv, c) * weight
+    return ScalarSeries(algebra, total, x.valid)
 
 
 def _inverse_multinomial(alpha: tuple[int, ...]):
