@@ -15,6 +15,7 @@ from ._errors import (
     NonSmoothLossError,
     ParseError,
     UnknownSymbolError,
+    UnsupportedError,
 )
 from .exports import ModifiedLoss, NoModifiedLossError
 from .lowering import iterate
@@ -38,6 +39,7 @@ __all__ = [
     "ParseError",
     "TreeTerm",
     "UnknownSymbolError",
+    "UnsupportedError",
     "exports",
     "h",
     "iterate",

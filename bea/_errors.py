@@ -13,6 +13,7 @@ __all__ = [
     "NonSmoothLossError",
     "ParseError",
     "UnknownSymbolError",
+    "UnsupportedError",
 ]
 
 
@@ -38,3 +39,7 @@ class InvalidOrderError(BeaError):
 
 class ParseError(BeaError):
     """An expression given as text could not be parsed."""
+
+
+class UnsupportedError(BeaError):
+    """The input is valid but this view or combination is not available; the message names one that is."""

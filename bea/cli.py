@@ -43,6 +43,14 @@ RULES: dict[str, _Entry] = {
         "finite-difference gradient regularization (--set gamma=... eps=... kind=forward|backward)",
         {"kind": ("forward", "backward")},
     ),
+    "heavy-ball": _Entry(_rules.HeavyBall, "heavy-ball momentum, v' = beta v + grad E, theta' = theta - h v' (--set beta=...)"),
+    "nesterov": _Entry(_rules.Nesterov, "Nesterov momentum, gradient at theta - h beta v (--set beta=...)"),
+    "rmsprop": _Entry(_rules.RMSProp, "RMSProp, eps inside the root (--set rho=... eps=...)"),
+    "adam": _Entry(
+        _rules.Adam,
+        "Adam with bias correction (--set beta=... rho=... eps=... eps_position=inside|outside weight_decay=...)",
+        {"eps_position": ("inside", "outside")},
+    ),
     **{
         name: _Entry(lambda tableau=tableau: tableau, f"explicit Runge-Kutta map ({name}) of the gradient flow")
         for name, tableau in _rules.TABLEAUS.items()

@@ -103,3 +103,16 @@ def test_usage_errors_are_one_line(capsys, args):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--help" in err
+
+
+def test_memory_rules_by_name(capsys):
+    code, out, _ = run(capsys, "derive", "heavy-ball", "--loss", "a**4/4", "--params", "a", "--order", "1",
+                       "--set", "beta=1/2", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert sp.sympify(data["terms"][0][0]) == -2 * sp.Symbol("a") ** 3  # -grad E/(1 - beta)
+    code, out, _ = run(capsys, "derive", "adam", "--loss", "a**2/2", "--params", "a", "--order", "1",
+                       "--set", "beta=0.9", "--set", "rho=0.999", "--set", "eps=1e-8", "--set", "eps_position=outside")
+    assert code == 0 and "f_1[a]" in out
+    code, _, err = run(capsys, "derive", "rmsprop", "--loss", "a**2/2", "--params", "a", "--order", "1", "--set", "rho=1")
+    assert code == 2 and "slow manifold" in err

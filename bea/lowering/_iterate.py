@@ -69,7 +69,8 @@ def iterate(
     `loss` is a JAX function of the parameter vector (or a list of them for rules
     with several losses), or a SymPy expression in `params`. `values` gives the
     rule's symbolic hyperparameters. The step is the very function the engine
-    expands, run under `jax.lax.scan`.
+    expands, run under `jax.lax.scan`. Rules with memory start from their `init`
+    state (zeros) and receive the step index n (bias corrections).
     """
     import jax
     import jax.numpy as jnp
@@ -83,13 +84,28 @@ def iterate(
     oracle = JaxOracle(losses)
     theta0 = jnp.asarray(theta0, dtype=jnp.float64)
 
-    def body(theta, _):
-        new = numeric.step(theta, oracle, h)
-        return new, new
+    if hasattr(numeric, "decays"):  # a rule with memory: its state starts from init (zeros), n counts steps
+
+        def body(carry, n):
+            theta, state = carry
+            theta, state = numeric.update(theta, state, oracle, h, n)
+            return (theta, tuple(state)), theta
+
+        def start(theta):
+            return (theta, tuple(numeric.init(theta, oracle)))
+
+    else:
+
+        def body(theta, n):
+            new = numeric.step(theta, oracle, h)
+            return new, new
+
+        def start(theta):
+            return theta
 
     @jax.jit
     def run(theta):
-        _, path = jax.lax.scan(body, theta, None, length=steps)
+        _, path = jax.lax.scan(body, start(theta), jnp.arange(steps))
         return jnp.concatenate([theta[None], path])
 
     return run(theta0)

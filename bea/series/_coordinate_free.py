@@ -182,8 +182,15 @@ def coordinate_free(rule, order_: int) -> CoordinateFreeModifiedEquation:
     every other rule built from gradients and Hessian-vector products at points
     theta + O(h) is run as a B-series (`_bseries_step`).
     """
+    from .._errors import UnsupportedError
     from ..rules import GD, RungeKutta
 
+    if hasattr(rule, "decays"):
+        raise UnsupportedError(
+            f"{rule.name} keeps state; its coordinate-free view (B-series of the slow manifold) is not available "
+            "yet. Derive it on a concrete loss: bea.modified_equation(rule, order, loss=E, params=[...]) "
+            "(on the command line: --loss and --params)"
+        )
     terms: list[list] = [[] for _ in range(order_ + 1)]
     if isinstance(rule, (GD, RungeKutta)) and not rule.free_symbols:
         for t in tree_coefficients(rule, order_):

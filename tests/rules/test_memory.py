@@ -183,3 +183,36 @@ def test_wrong_declared_decay_is_reported():
     # Declared 0 where the recursion contracts by 1/2: the sweeps cannot settle, and say so.
     with pytest.raises(bea.InconsistentRuleError, match="slow manifold"):
         bea.modified_equation(memory_rule(hb, decays=[0]), 1, loss=SMALL, params=[a, b])
+
+
+def test_iterates_match_optax():
+    """The rule's own iteration (bias correction, eps placement) is the optimizer of the libraries."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    optax = pytest.importorskip("optax")
+    loss = sp.lambdify([[a, b]], TWO_PARAM, "jax")
+
+    def fn(t):
+        return loss(list(t))
+
+    cases = [
+        (Adam(beta=0.9, rho=0.999, eps=1e-8), optax.adam(0.01, b1=0.9, b2=0.999, eps=0.0, eps_root=1e-8)),
+        (Adam(beta=0.9, rho=0.99, eps=1e-6, eps_position="outside"), optax.adam(0.01, b1=0.9, b2=0.99, eps=1e-6)),
+        (HeavyBall(beta=0.9), optax.sgd(0.01, momentum=0.9)),
+        (RMSProp(rho=0.9, eps=1e-8), optax.rmsprop(0.01, decay=0.9, eps=1e-8, eps_in_sqrt=True)),
+    ]
+    for rule_, optimizer in cases:
+        path = bea.iterate(rule_, TWO_PARAM, [1.0, 0.5], 0.01, 40, params=[a, b])
+        theta = jnp.array([1.0, 0.5])
+        state = optimizer.init(theta)
+        for _ in range(40):
+            updates, state = optimizer.update(jax.grad(fn)(theta), state)
+            theta = theta + updates
+        np.testing.assert_allclose(path[-1], theta, rtol=1e-12, atol=1e-14, err_msg=rule_.name)
+
+
+def test_coordinate_free_view_is_refused_with_advice():
+    with pytest.raises(bea.UnsupportedError, match="concrete loss"):
+        bea.modified_equation(HeavyBall(), 1)
