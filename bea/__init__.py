@@ -22,6 +22,7 @@ from .lowering import iterate
 from .series import STEP_SIZE as h
 from .series._coordinate_free import CoordinateFreeModifiedEquation
 from .series._derive import MAX_SAFE_ORDER, ModifiedEquation, modified_equation
+from .series._orderings import average_over_orderings
 from .series._trees import TreeTerm, tree_coefficients
 
 __version__ = "0.1.0"
@@ -38,6 +39,7 @@ __all__ = [
     "NonSmoothLossError",
     "ParseError",
     "TreeTerm",
+    "average_over_orderings",
     "UnknownSymbolError",
     "UnsupportedError",
     "exports",

@@ -51,6 +51,17 @@ RULES: dict[str, _Entry] = {
         "Adam with bias correction (--set beta=... rho=... eps=... eps_position=inside|outside weight_decay=...)",
         {"eps_position": ("inside", "outside")},
     ),
+    "sgd-steps": _Entry(_rules.SGDSteps, "n SGD steps, one per --loss (batch losses E_1..E_n), time n h"),
+    "simultaneous-gd": _Entry(
+        _rules.SimultaneousGD, "two-player game, simultaneous steps (--loss twice, --params once per player; --set ratio=...)"
+    ),
+    "alternating-gd": _Entry(
+        _rules.AlternatingGD, "two-player game, player 1 then player 2 (--loss twice, --params per player; --set ratio=...)"
+    ),
+    "flooding": _Entry(
+        _rules.flooding_crossing, "two flooding steps across the flood level: ascent then descent (--set kind=backward)",
+        {"kind": ("forward", "backward")},
+    ),
     **{
         name: _Entry(lambda tableau=tableau: tableau, f"explicit Runge-Kutta map ({name}) of the gradient flow")
         for name, tableau in _rules.TABLEAUS.items()
@@ -191,6 +202,12 @@ def _derive(args) -> str:
     default = entry.make()
     fields = {f.name for f in dataclasses.fields(default)} if dataclasses.is_dataclass(default) else set()
     options, values = _split_assignments(entry, fields, args.assignments)
+    if args.rule == "sgd-steps":
+        options["n"] = len(args.loss or ()) or 2
+    if args.rule in ("simultaneous-gd", "alternating-gd") and args.params:
+        if len(args.params) != 2:
+            raise ParseError(f"{args.rule} needs --params twice, once per player (got {len(args.params)})")
+        options["players"] = tuple(len(parse_symbols(group)) for group in args.params)
     rule = entry.make(**options) if options else default
     if args.trees:
         if values:

@@ -92,7 +92,13 @@ def modified_loss(me, order: int | None = None) -> ModifiedLoss:
             i, j, asym = curl[0]
             raise NoModifiedLossError(
                 f"no modified loss at order {l}: f_{l} is not a gradient field (d f_{l}[{i}]/d{j} - "
-                f"d f_{l}[{j}]/d{i} = {asym} != 0). Truncate at order {l - 1} for a modified loss, or use the field."
+                f"d f_{l}[{j}]/d{i} = {asym} != 0). "
+                + (
+                    f"Truncate at order {l - 1} for a modified loss, or use the field."
+                    if l
+                    else "Even the limiting flow is not a gradient flow (a game, a rotation): use the field; "
+                    "for games, seed 003's per-player losses depend on the initial point."
+                )
             )
         if l == 0 and len(me.losses) == 1:
             loss = me.losses[0]

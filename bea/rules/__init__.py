@@ -5,12 +5,30 @@ on arrays (`bea.iterate`).
 """
 
 from ._base import Rule, exact
+from ._composite import (
+    AlternatingGD,
+    Composite,
+    GradientAscent,
+    SGDSteps,
+    SimultaneousGD,
+    block,
+    compose,
+    flooding_crossing,
+)
 from ._custom import CustomRule, rule
 from ._gradient import EGR, GD, SAM, FiniteDifferenceGR
 from ._memory import Adam, CustomMemoryRule, HeavyBall, MemoryRule, Nesterov, RMSProp, memory_rule, sqrt
 from ._runge_kutta import EULER, HEUN, MIDPOINT, RK4, TABLEAUS, RungeKutta
 
 __all__ = [
+    "AlternatingGD",
+    "Composite",
+    "GradientAscent",
+    "SGDSteps",
+    "SimultaneousGD",
+    "block",
+    "compose",
+    "flooding_crossing",
     "Adam",
     "CustomMemoryRule",
     "HeavyBall",

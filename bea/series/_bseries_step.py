@@ -24,7 +24,7 @@ from math import factorial
 
 import sympy as sp
 
-from .._errors import InconsistentRuleError, UnknownSymbolError
+from .._errors import InconsistentRuleError, UnknownSymbolError, UnsupportedError
 from ._algebra import ExpressionAlgebra
 from ._jet import ScalarSeries
 from ._trees import _cuts, _sort, order, trees_up_to
@@ -148,7 +148,10 @@ class TreeOracle:
         raise UnknownSymbolError("loss values have no B-series form; the coordinate-free view needs grad and hvp only")
 
     def __getitem__(self, k):
-        raise UnknownSymbolError("the coordinate-free view of rules with several losses is not available yet")
+        raise UnsupportedError(
+            "the coordinate-free view of rules with several losses (colored trees) is not available yet; "
+            "derive on concrete losses with losses=[...] and params=[...]"
+        )
 
 
 def bseries_modified_field(rule, order_: int) -> dict:

@@ -146,10 +146,11 @@ def modified_equation(
     losses = [loss] if loss is not None else list(losses)
     if params is None:
         raise UnknownSymbolError("params= is required: the parameter symbols, in order")
+    params = _flatten_players(rule, params)
     rule, losses = _apply_values(rule, losses, values or {})
     problem = Problem.build(losses, params, reserved=rule.free_symbols, constants=constants)
     algebra, expansion = expand_step(rule, problem, order)
-    fields = corrections_from_expansion(algebra, expansion, order)
+    fields = _corrections_over_duration(algebra, expansion, order, getattr(rule, "duration", 1))
 
     def matrix(vector):
         return sp.ImmutableMatrix([algebra.to_expr(c) for c in vector])
@@ -163,6 +164,40 @@ def modified_equation(
         expansion=tuple(matrix(d) for d in expansion),
         constants=problem.constants,
     )
+
+
+def _flatten_players(rule, params):
+    """Accept params per player ([[phi1, phi2], [theta1]]) and check them against the rule's blocks."""
+    params = list(params)
+    if params and all(isinstance(p, (list, tuple)) for p in params):
+        sizes = tuple(len(p) for p in params)
+        players = getattr(rule, "players", None)
+        if players is not None and tuple(players) != sizes:
+            raise UnknownSymbolError(
+                f"{rule.name} was built for players of sizes {tuple(players)} but params has groups of sizes "
+                f"{sizes}; build it with players={sizes}"
+            )
+        params = [p for group in params for p in group]
+    if hasattr(rule, "check_params"):
+        try:
+            rule.check_params(len(params))
+        except ValueError as exc:
+            raise UnknownSymbolError(str(exc)) from None
+    return params
+
+
+def _corrections_over_duration(algebra, expansion, order: int, duration):
+    """f_0..f_order when one step follows the flow over duration * h (composite rules).
+
+    With H = duration * h the step is theta + sum H^k d_k/duration^k; the
+    corrections F_l in H give f_l = duration^l F_l in h.
+    """
+    duration = sp.sympify(duration)
+    if duration == 1:
+        return corrections_from_expansion(algebra, expansion, order)
+    scaled = [tuple(c * sp.Rational(1, duration**k) for c in d) for k, d in enumerate(expansion, start=1)]
+    fields = corrections_from_expansion(algebra, scaled, order)
+    return [tuple(c * duration**l for c in f) for l, f in enumerate(fields)]
 
 
 def _apply_values(rule, losses, values: Mapping):
