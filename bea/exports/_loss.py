@@ -66,6 +66,13 @@ class ModifiedLoss:
         h = sp.Symbol("h", positive=True)
         return sum((h**l * u for l, u in enumerate(self.terms)), sp.S.Zero)
 
+    def to_jax(self, *, allow_float32: bool = False):
+        """E~ as a jitted JAX function `loss(theta, h, **symbols) -> scalar` (see `ModifiedEquation.to_jax`)."""
+        from ..lowering import lower_expressions
+
+        return lower_expressions([self.expr], self.params, scalar=True, description="modified loss E~",
+                                 allow_float32=allow_float32)
+
     def latex(self) -> str:
         def power(l):
             return "" if l == 0 else ("h " if l == 1 else f"h^{{{l}}} ")

@@ -139,6 +139,14 @@ class CoordinateFreeModifiedEquation:
         joined = " \\\\\n  &+ ".join(rows)
         return f"\\begin{{aligned}}\n  {lhs} &= {joined}\n  + \\mathcal{{O}}(h^{{{self.order + 1}}})\n\\end{{aligned}}"
 
+    def to_jax(self, *, loss, allow_float32: bool = False):
+        """`field(params, h, **hyperparameters) -> pytree`: the truncated field for a JAX loss of a
+        parameter pytree, every G(t) by nested jvps of grad (Hessian-vector products), no Hessian formed
+        (see `bea.lowering.lower_coordinate_free`)."""
+        from ..lowering._autodiff import lower_coordinate_free
+
+        return lower_coordinate_free(self, loss, allow_float32=allow_float32)
+
     def evaluate(self, *, loss: sp.Expr, params) -> tuple[sp.Matrix, ...]:
         """The terms on a concrete loss: f_l as SymPy columns (independent of the concrete engine)."""
         params = list(params)

@@ -86,6 +86,24 @@ class ModifiedEquation:
 
         return modified_loss(self, order)
 
+    def to_jax(self, *, term: int | None = None, order: int | None = None, allow_float32: bool = False):
+        """The field as a jitted JAX function `field(theta, h, **symbols) -> array`.
+
+        `term=l` gives f_l alone, `fn(theta, **symbols)`; `order=` truncates the field.
+        Symbols left in the terms (hyperparameters, loss constants) are keyword
+        arguments, traced, so new values do not recompile. Needs JAX's x64 mode
+        unless allow_float32 (see `bea.lowering.lower_expressions`).
+        """
+        from ..lowering import lower_expressions
+
+        if term is not None:
+            if not 0 <= term <= self.order:
+                raise InvalidOrderError(f"term {term} is outside 0..{self.order} derived")
+            column, what = self.terms[term], f"f_{term}"
+        else:
+            column, what = self.field(order), "f_0 + h f_1 + ... (truncated modified field)"
+        return lower_expressions(list(column), self.params, scalar=False, description=what, allow_float32=allow_float32)
+
     def to_dict(self) -> dict:
         """A JSON-serializable summary; each term component is a string `sympy.sympify` parses."""
         from ..exports import to_dict

@@ -1,0 +1,81 @@
+"""Concrete results as JAX functions: generated once from the exact SymPy terms.
+
+`lambdify(..., modules="jax", cse=True)` prints every term with common
+subexpressions shared (SymPy's JAX printer); the result is wrapped in
+`jax.jit` with the hyperparameters and loss constants as traced arguments, so a
+second call with new values does not recompile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sympy as sp
+
+from .._errors import UnknownSymbolError
+from ..series._jet import STEP_SIZE
+from ._x64 import require_x64
+
+__all__ = ["LoweredFunction", "lower_expressions"]
+
+
+class LoweredFunction:
+    """fn(theta, [h,] **symbols) -> array, jit-compiled; `symbols` names the keyword arguments it needs."""
+
+    def __init__(self, fn, symbols: tuple[str, ...], uses_h: bool, shape: str, description: str):
+        self._fn = fn
+        self.symbols = symbols
+        self.uses_h = uses_h
+        self._shape = shape
+        self.__doc__ = description
+
+    def __call__(self, theta, h=None, **values):
+        import jax.numpy as jnp
+
+        if self.uses_h and h is None:
+            raise UnknownSymbolError("this function depends on the step size: call it as fn(theta, h, ...)")
+        missing = [s for s in self.symbols if s not in values]
+        if missing:
+            raise UnknownSymbolError(
+                f"missing value(s) for {', '.join(missing)}: pass them as keyword arguments, "
+                f"e.g. fn(theta, h, {missing[0]}=...)"
+            )
+        unknown = sorted(set(values) - set(self.symbols))
+        if unknown:
+            raise UnknownSymbolError(f"unknown keyword(s) {', '.join(unknown)}; this function takes {list(self.symbols)}")
+        theta = jnp.asarray(theta)
+        if not jnp.issubdtype(theta.dtype, jnp.floating):
+            raise TypeError(f"theta must be a floating-point array, got dtype {theta.dtype}")
+        args = [jnp.asarray(values[s], dtype=theta.dtype) for s in self.symbols]
+        step = jnp.asarray(0.0 if h is None else h, dtype=theta.dtype)
+        return self._fn(theta, step, *args)
+
+    def __repr__(self):
+        return f"<bea lowered {self._shape}: ({'theta, h' if self.uses_h else 'theta'}, {', '.join(self.symbols)})>"
+
+
+def lower_expressions(
+    expressions: Sequence[sp.Expr], params: Sequence[sp.Symbol], *, scalar: bool, description: str,
+    allow_float32: bool = False,
+) -> LoweredFunction:
+    """A jitted JAX function of (theta, h, *symbols) evaluating `expressions` (a vector, or one scalar)."""
+    import jax
+    import jax.numpy as jnp
+
+    if not allow_float32:
+        require_x64("lowering a derived term to JAX")
+    expressions = [sp.sympify(e) for e in expressions]
+    free = set().union(*(e.free_symbols for e in expressions)) - set(params) - {STEP_SIZE}
+    symbols = tuple(sorted(free, key=str))
+    theta = sp.MatrixSymbol("theta_", len(params), 1)
+    substitution = {p: theta[i, 0] for i, p in enumerate(params)}
+    body = [e.xreplace(substitution) for e in expressions]
+    raw = sp.lambdify([theta, STEP_SIZE, *symbols], body, modules="jax", cse=True)
+
+    def fn(theta_value, h, *values):
+        out = raw(theta_value.reshape(-1, 1), h, *values)
+        out = [jnp.broadcast_to(jnp.asarray(v, dtype=theta_value.dtype), ()) for v in out]
+        return out[0] if scalar else jnp.stack(out)
+
+    uses_h = any(e.has(STEP_SIZE) for e in expressions)
+    return LoweredFunction(jax.jit(fn), tuple(s.name for s in symbols), uses_h, "scalar" if scalar else "field", description)
