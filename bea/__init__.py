@@ -7,7 +7,7 @@ exact flow matches the iterates to any order in h (Barrett & Dherin,
 update rule written as a pure step function.
 """
 
-from . import exports, rules
+from . import exports, rules, verify
 from ._errors import (
     BeaError,
     InconsistentRuleError,
@@ -48,4 +48,5 @@ __all__ = [
     "modified_equation",
     "rules",
     "tree_coefficients",
+    "verify",
 ]

@@ -63,6 +63,7 @@ def iterate(
     *,
     params: Sequence[sp.Symbol] | None = None,
     values: Mapping | None = None,
+    state0=None,
 ):
     """Iterates theta_0, ..., theta_steps of `rule` at step size h, as an array of shape (steps+1, dim).
 
@@ -70,7 +71,9 @@ def iterate(
     with several losses), or a SymPy expression in `params`. `values` gives the
     rule's symbolic hyperparameters. The step is the very function the engine
     expands, run under `jax.lax.scan`. Rules with memory start from their `init`
-    state (zeros) and receive the step index n (bias corrections).
+    state (zeros) and receive the step index n (bias corrections); with `state0`
+    (e.g. the slow manifold, `ModifiedEquation.slow_manifold_to_jax`) they start
+    from it in the large-n regime (n = None: no bias correction).
     """
     import jax
     import jax.numpy as jnp
@@ -88,10 +91,12 @@ def iterate(
 
         def body(carry, n):
             theta, state = carry
-            theta, state = numeric.update(theta, state, oracle, h, n)
+            theta, state = numeric.update(theta, state, oracle, h, None if state0 is not None else n)
             return (theta, tuple(state)), theta
 
         def start(theta):
+            if state0 is not None:
+                return (theta, tuple(jnp.asarray(s, dtype=jnp.float64) for s in state0))
             return (theta, tuple(numeric.init(theta, oracle)))
 
     else:

@@ -38,6 +38,9 @@ class ModifiedEquation:
     terms: tuple[sp.ImmutableMatrix, ...]
     expansion: tuple[sp.ImmutableMatrix, ...]
     constants: tuple[sp.Symbol, ...] = ()
+    #: Rules with memory: per state, the columns S_0, S_1, ... of its slow manifold S_h(theta),
+    #: exact through h^order (the iterates' state once the transients have decayed).
+    slow_manifold: tuple = ()
 
     def __post_init__(self):
         if len(self.terms) != self.order + 1:
@@ -104,6 +107,20 @@ class ModifiedEquation:
             column, what = self.field(order), "f_0 + h f_1 + ... (truncated modified field)"
         return lower_expressions(list(column), self.params, scalar=False, description=what, allow_float32=allow_float32)
 
+    def slow_manifold_to_jax(self, *, allow_float32: bool = False) -> list:
+        """Per state, `S(theta, h) = S_0 + h S_1 + ... + h^order S_order` as a jitted JAX function:
+        the state of a rule with memory once its transients have decayed."""
+        from ..lowering import lower_expressions
+
+        if not self.slow_manifold:
+            raise AttributeError(f"{getattr(self.rule, 'name', self.rule)} keeps no state")
+        out = []
+        for i, columns in enumerate(self.slow_manifold):
+            series = sum((STEP_SIZE**k * sp.Matrix(c) for k, c in enumerate(columns)), sp.zeros(len(self.params), 1))
+            out.append(lower_expressions(list(series), self.params, scalar=False, description=f"slow manifold of state {i}",
+                                         allow_float32=allow_float32))
+        return out
+
     def to_dict(self) -> dict:
         """A JSON-serializable summary; each term component is a string `sympy.sympify` parses."""
         from ..exports import to_dict
@@ -167,7 +184,8 @@ def modified_equation(
     params = _flatten_players(rule, params)
     rule, losses = _apply_values(rule, losses, values or {})
     problem = Problem.build(losses, params, reserved=rule.free_symbols, constants=constants)
-    algebra, expansion = expand_step(rule, problem, order)
+    record: dict = {}
+    algebra, expansion = expand_step(rule, problem, order, record)
     fields = _corrections_over_duration(algebra, expansion, order, getattr(rule, "duration", 1))
 
     def matrix(vector):
@@ -181,6 +199,9 @@ def modified_equation(
         terms=tuple(matrix(f) for f in fields),
         expansion=tuple(matrix(d) for d in expansion),
         constants=problem.constants,
+        slow_manifold=tuple(
+            tuple(matrix(state.coeffs[k]) for k in range(order + 1)) for state in record.get("slow_manifold", ())
+        ),
     )
 
 

@@ -16,7 +16,7 @@ _MAX_GUARD = 8
 _SEED_RETRIES = 8  # retries with the atoms met so far (SAM, square roots on a slow manifold)
 
 
-def expand_step(rule, problem: Problem, order: int) -> tuple[Algebra, list[tuple]]:
+def expand_step(rule, problem: Problem, order: int, record: dict | None = None) -> tuple[Algebra, list[tuple]]:
     """The algebra used and d_1, ..., d_{order+1} of the rule's step on the problem's losses.
 
     Tries exact polynomial arithmetic first, then polynomials in the loss's
@@ -46,7 +46,7 @@ def expand_step(rule, problem: Problem, order: int) -> tuple[Algebra, list[tuple
         try:
             algebra = make(kinds[i])
             losses = [algebra.from_expr(loss) for loss in problem.losses]
-            return algebra, _expand(rule, algebra, losses, order + 1)
+            return algebra, _expand(rule, algebra, losses, order + 1, record)
         except NotPolynomialError as exc:
             new = [e for e in exc.seeds if e not in seeds]
             seeds.extend(new)
@@ -59,10 +59,10 @@ def expand_step(rule, problem: Problem, order: int) -> tuple[Algebra, list[tuple
     raise AssertionError("the expression algebra accepts every expression")  # pragma: no cover
 
 
-def _expand(rule, algebra: Algebra, losses: list, needed: int) -> list[tuple]:
+def _expand(rule, algebra: Algebra, losses: list, needed: int, record: dict | None = None) -> list[tuple]:
     truncation = needed
     while True:
-        result = _run_step(rule, algebra, losses, truncation)
+        result = _run_step(rule, algebra, losses, truncation, record)
         if result.valid > needed:
             break
         if truncation - needed >= _MAX_GUARD:
@@ -74,14 +74,16 @@ def _expand(rule, algebra: Algebra, losses: list, needed: int) -> list[tuple]:
     return [result.coeffs[k] for k in range(1, needed + 1)]
 
 
-def _run_step(rule, algebra: Algebra, losses: list, truncation: int) -> VectorSeries:
+def _run_step(rule, algebra: Algebra, losses: list, truncation: int, record: dict | None = None) -> VectorSeries:
     theta = VectorSeries.constant(algebra, algebra.identity, truncation)
     h = ScalarSeries(algebra, [algebra.zero, algebra.from_expr(1)] + [algebra.zero] * (truncation - 1))
     oracle = SymbolicOracle(algebra, losses, truncation)
     if hasattr(rule, "decays"):  # a rule with memory: the step on its slow manifold
         from ._slow_manifold import slow_manifold_step
 
-        result = slow_manifold_step(rule, theta, oracle, h)
+        result, state = slow_manifold_step(rule, theta, oracle, h)
+        if record is not None:
+            record["slow_manifold"] = state
     else:
         result = rule.step(theta, oracle, h)
     if not isinstance(result, VectorSeries):

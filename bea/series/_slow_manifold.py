@@ -28,8 +28,8 @@ from ._oracle import taylor_at
 __all__ = ["slow_manifold_step"]
 
 
-def slow_manifold_step(rule, theta: VectorSeries, grad, h: ScalarSeries) -> VectorSeries:
-    """theta' = update(theta, S_h(theta)) with S_h the slow manifold, to the truncation of theta."""
+def slow_manifold_step(rule, theta: VectorSeries, grad, h: ScalarSeries) -> tuple[VectorSeries, list]:
+    """(theta' = update(theta, S_h(theta)), [S_h]) with S_h the slow manifold, to the truncation of theta."""
     algebra = theta.algebra
     order = theta.order
     decays = [sp.sympify(d) for d in rule.decays()]
@@ -40,7 +40,7 @@ def slow_manifold_step(rule, theta: VectorSeries, grad, h: ScalarSeries) -> Vect
         _check_state(rule, state_next, len(decays))
         residual = [s_next - _compose(s, theta_next) for s, s_next in zip(state, state_next)]
         if all(_vanishes(algebra, r) for r in residual):
-            return theta_next
+            return theta_next, state
         state = [s + r / (1 - d) for s, r, d in zip(state, residual, decays)]
     raise InconsistentRuleError(
         f"the state recursion of {rule.name} did not settle on a slow manifold after {sweeps} sweeps: "
