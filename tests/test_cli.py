@@ -116,3 +116,19 @@ def test_memory_rules_by_name(capsys):
     assert code == 0 and "f_1[a]" in out
     code, _, err = run(capsys, "derive", "rmsprop", "--loss", "a**2/2", "--params", "a", "--order", "1", "--set", "rho=1")
     assert code == 2 and "slow manifold" in err
+
+
+def test_verify_json_and_plot(capsys, tmp_path):
+    figure = tmp_path / "slopes.png"
+    code, out, _ = run(capsys, "verify", "gd", "--model", "quadratic", "--order", "1", "--h", "0.02,0.01,0.005,0.0025",
+                       "--time", "0.2", "--json", "--plot", str(figure))
+    assert code == 0
+    data = json.loads(out)
+    assert abs(data["local_error"]["slope"] - 3) < 0.15 and data["local_error"]["expected"] == 3
+    assert abs(data["global_error"]["slope"] - 2) < 0.15
+    assert figure.stat().st_size > 0
+
+
+def test_verify_reports_unusable_sweeps(capsys):
+    code, _, err = run(capsys, "verify", "gd", "--model", "two-param", "--order", "1", "--h", "0.5,0.4,0.3", "--local-only")
+    assert code == 2 and "usable" in err and "pre-asymptotic" in err

@@ -55,7 +55,8 @@ def two_param() -> Model:
 def quadratic() -> Model:
     """E = theta^T A theta/2 - c^T theta, A symmetric positive definite (3 parameters)."""
     t = sp.symbols("t0:3")
-    A = sp.Matrix([[2, sp.Rational(1, 2), 0], [sp.Rational(1, 2), 1, sp.Rational(1, 4)], [0, sp.Rational(1, 4), sp.Rational(3, 2)]])
+    half, quarter = sp.Rational(1, 2), sp.Rational(1, 4)
+    A = sp.Matrix([[2, half, 0], [half, 1, quarter], [0, quarter, sp.Rational(3, 2)]])
     c = sp.Matrix([1, -1, sp.Rational(1, 2)])
     v = sp.Matrix(t)
     loss = sp.expand((v.T * A * v)[0] / 2 - (c.T * v)[0])

@@ -12,6 +12,7 @@ and left out of the fit, never fitted silently.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 
@@ -85,6 +86,12 @@ def _fit(kind, hs, errors, flags, expected, note) -> SweepResult:
     x, y = np.log([hs[i] for i in used]), np.log([errors[i] for i in used])
     slope, intercept = np.polyfit(x, y, 1)
     residuals = tuple(float(r) for r in y - (slope * x + intercept))
+    if abs(slope - expected) > 0.5:
+        warnings.warn(
+            f"the fitted {kind} error slope {slope:.2f} is far from the expected {expected}: the step sizes "
+            f"{[hs[i] for i in used]} may be outside the asymptotic range, or the derived field is wrong",
+            stacklevel=3,
+        )
     return SweepResult(kind, tuple(hs), tuple(errors), tuple(flags), float(slope), float(intercept), expected,
                        residuals, note)
 
@@ -101,9 +108,11 @@ def _losses(model):
     return list(model.jax_losses) if model.n_losses > 1 else model.jax_losses[0]
 
 
-def _flag(error, scale, solver_gap) -> str:
+def _flag(error, scale, solver_gap, movement) -> str:
     if not np.isfinite(error) or error > 1e3 * max(1.0, scale):
         return "diverged"
+    if error > 0.1 * movement:  # the error is not small against the motion itself: h is too large
+        return "pre-asymptotic"
     if error < _ROUNDOFF * max(1.0, scale):
         return "round-off"
     if solver_gap > 0.05 * error:
@@ -138,7 +147,8 @@ def local_error(rule, model, order: int, *, step_sizes, values: dict | None = No
         loose = np.asarray(loose_solver(start, h, [h])[-1])
         error = float(np.linalg.norm(end - predicted))
         errors.append(error)
-        flags.append(_flag(error, float(np.linalg.norm(start)), float(np.linalg.norm(loose - predicted))))
+        flags.append(_flag(error, float(np.linalg.norm(start)), float(np.linalg.norm(loose - predicted)),
+                           float(np.linalg.norm(end - start))))
     note = _MANIFOLD_NOTE if manifold else ""
     return _fit("local", list(map(float, step_sizes)), errors, flags, order + 2, note)
 
@@ -165,6 +175,6 @@ def global_error(rule, model, order: int, *, step_sizes, time: float, values: di
         gap = float(np.max(np.linalg.norm(loose - predicted, axis=1)))
         hs.append(h)
         errors.append(error)
-        flags.append(_flag(error, float(np.linalg.norm(path[0])), gap))
+        flags.append(_flag(error, float(np.linalg.norm(path[0])), gap, float(np.max(np.linalg.norm(path - path[0], axis=1)))))
     note = _MANIFOLD_NOTE if manifold else ""
     return _fit("global", hs, errors, flags, order + 1, note)

@@ -1,0 +1,274 @@
+"""Build the notebooks in notebooks/ from the cell lists below and execute them (outputs saved).
+
+    python tools/build_notebooks.py [NAME ...]
+
+The notebooks are generated so that their text lives in reviewable Python; the
+test suite executes every notebook again on a fresh kernel.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+import nbclient
+import nbformat
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent / "notebooks"
+
+SETUP = """import jax
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+import sympy as sp
+from IPython.display import Math, display
+
+import bea"""
+
+NOTEBOOKS: dict[str, list[tuple[str, str]]] = {}
+
+NOTEBOOKS["01_igr_two_param"] = [
+    ("md", """# Implicit gradient regularization on the two-parameter model
+
+Barrett & Dherin, *Implicit Gradient Regularization* (ICLR 2021, arXiv:2009.11162), Section 5 and Appendix D:
+the loss $E = (y - abx)^2/2$ with $x = 1$, $y = 0.6$ from $(a_0, b_0) = (2.8, 3.5)$ (Table A.1).
+Gradient descent with step $h$ follows the modified loss $\\tilde E = E + \\frac{h}{4}|\\nabla E|^2$ more closely than the gradient flow of $E$."""),
+    ("code", SETUP),
+    ("code", """a, b = sp.symbols("a b")
+E = (sp.Rational(3, 5) - a * b) ** 2 / 2
+me = bea.modified_equation(bea.rules.GD(), 1, loss=E, params=[a, b])
+loss = me.modified_loss()
+display(Math(loss.latex()))
+# R_IG = |grad E|^2/2 = (a^2 + b^2) E  (seed 000, eq. A.25)
+assert sp.expand(loss.terms[1] * 2 - (a**2 + b**2) * E) == 0"""),
+    ("md", "## Figure 1a: GD with a moderate step, the gradient flow, and the modified flow"),
+    ("code", """h_small, h_moderate = 1e-3, 2.5e-2
+theta0 = np.array([2.8, 3.5])
+steps = 120
+gd = np.asarray(bea.iterate(bea.rules.GD(), E, theta0, h_moderate, steps, params=[a, b]))
+flow0 = bea.verify.flow_solver(bea.modified_equation(bea.rules.GD(), 0, loss=E, params=[a, b]).to_jax())
+flow1 = bea.verify.flow_solver(me.to_jax())
+times = h_moderate * np.arange(1, steps + 1)
+gradient_flow = np.vstack([theta0, np.asarray(flow0(theta0, h_moderate, times))])
+modified_flow = np.vstack([theta0, np.asarray(flow1(theta0, h_moderate, times))])
+print("distance to GD at the end: gradient flow %.2e, modified flow %.2e" % (
+    np.linalg.norm(gradient_flow[-1] - gd[-1]), np.linalg.norm(modified_flow[-1] - gd[-1])))
+assert np.linalg.norm(modified_flow - gd, axis=1).max() < np.linalg.norm(gradient_flow - gd, axis=1).max() / 5"""),
+    ("code", """A, B = np.meshgrid(np.linspace(0, 4, 200), np.linspace(0, 4, 200))
+plt.figure(figsize=(5, 5))
+plt.contourf(A, B, np.log10((0.6 - A * B) ** 2 / 2 + 1e-6), levels=30, cmap="Greys")
+plt.plot(gradient_flow[:, 0], gradient_flow[:, 1], label="gradient flow", lw=2)
+plt.plot(modified_flow[:, 0], modified_flow[:, 1], label="modified flow (h/4 |grad E|^2)", lw=2)
+plt.plot(gd[:, 0], gd[:, 1], ".", label=f"GD, h = {h_moderate}", ms=4)
+plt.xlabel("a"); plt.ylabel("b"); plt.legend(); plt.title("seed 000, Figure 1a")
+plt.show()"""),
+    ("md", """## Figure 1b: $R_{IG}/E$ after convergence against the learning rate
+
+At convergence $R_{IG}/E = a^2 + b^2$ (A.25): larger steps reach flatter minima on the hyperbola $ab = 0.6$."""),
+    ("code", """rates = np.geomspace(1e-3, 1.2e-1, 10)
+ratios = []
+for rate in rates:
+    path = bea.iterate(bea.rules.GD(), E, theta0, float(rate), int(40 / rate), params=[a, b])
+    end = np.asarray(path[-1])
+    ratios.append(end @ end)  # (a^2 + b^2) x^2 with x = 1
+plt.semilogx(rates, ratios, "o-")
+plt.xlabel("learning rate h"); plt.ylabel("R_IG / E at convergence"); plt.title("seed 000, Figure 1b")
+plt.show()
+assert ratios[-1] < ratios[0]"""),
+]
+
+NOTEBOOKS["02_new_optimizer"] = [
+    ("md", """# Deriving the correction terms of a new optimizer
+
+Write the step once; `bea` expands it exactly, gives the coordinate-free terms, their LaTeX, the modified loss where
+there is one, and checks the error orders on the rule's own iterates. Here: *gradient extrapolation*,
+$\\theta' = \\theta - h \\nabla E(\\theta - \\beta h \\nabla E(\\theta))$ (a look-ahead gradient; $\\beta = -1$ is SAM with $\\rho = h$)."""),
+    ("code", SETUP),
+    ("code", """beta = sp.Symbol("beta")
+extrapolation = bea.rules.rule(
+    lambda theta, grad, h, beta: theta - h * grad(theta - beta * h * grad(theta)),
+    name="extrapolation", beta=beta,
+)
+cf = bea.modified_equation(extrapolation, 3)
+for l in range(4):
+    print(f"f_{l} =", cf.text(l))
+display(Math(cf.latex()))"""),
+    ("code", """# f_1 is a gradient: a modified loss exists through first order; f_2 is not one in general
+try:
+    cf.modified_loss()
+except bea.NoModifiedLossError as err:
+    print(err)
+display(Math(bea.modified_equation(extrapolation, 1).modified_loss_latex()))"""),
+    ("md", "The same rule on a concrete loss, and the error orders: local error $O(h^{p+2})$ (the $h^3$ statement for $p = 1$ and beyond)."),
+    ("code", """from bea.verify import local_error, model
+orders, slopes = [0, 1, 2], []
+fig, ax = plt.subplots()
+for p in orders:
+    r = local_error(extrapolation, model("two-param"), p, step_sizes=np.geomspace(4e-3, 5e-4, 5), values={"beta": 0.5})
+    slopes.append(r.slope)
+    r.plot(ax, label=f"p = {p}")
+print("fitted slopes", np.round(slopes, 3), "expected", [p + 2 for p in orders])
+assert all(abs(s - (p + 2)) < 0.15 for s, p in zip(slopes, orders))
+plt.show()"""),
+]
+
+NOTEBOOKS["03_adam_rmsprop"] = [
+    ("md", """# Adam and RMSProp: the bias term and the perturbed one-norm (seed 002)
+
+Cattaneo, Klusowski & Shigida, *On the implicit bias of Adam* (ICML 2024, arXiv:2309.00079). `bea` derives the
+large-$n$ modified equation of Adam from its definition (slow manifold of the moment recursions) and reproduces
+eqs (2)-(3): $\\dot\\theta_j = -(\\nabla_j E + \\text{bias})/\\sqrt{|\\nabla_j E|^2 + \\varepsilon}$,
+$\\text{bias} = \\frac h2\\{\\frac{1+\\beta}{1-\\beta} - \\frac{1+\\rho}{1-\\rho} + \\frac{1+\\rho}{1-\\rho}\\frac{\\varepsilon}{|\\nabla_j E|^2+\\varepsilon}\\}\\nabla_j\\|\\nabla E\\|_{1,\\varepsilon}$."""),
+    ("code", SETUP),
+    ("code", """t1, t2 = sp.symbols("theta1 theta2")
+beta, rho = sp.symbols("beta rho")
+eps = sp.Symbol("epsilon", positive=True)
+E = (sp.Rational(3, 2) - 2 * t1 * t2) ** 2 / 2   # seed 002 Section 6: x = 2, y = 3/2
+me = bea.modified_equation(bea.rules.Adam(), 1, loss=E, params=[t1, t2])
+g = [E.diff(t) for t in (t1, t2)]
+norm = sum(sp.sqrt(gi**2 + eps) for gi in g)
+point = {t1: sp.Rational(1, 3), t2: sp.Rational(5, 4), eps: sp.Rational(1, 100), beta: sp.Rational(9, 10), rho: sp.Rational(99, 100)}
+for j, t in enumerate((t1, t2)):
+    bias = sp.Rational(1, 2) * ((1 + beta) / (1 - beta) - (1 + rho) / (1 - rho)
+                                + (1 + rho) / (1 - rho) * eps / (g[j]**2 + eps)) * norm.diff(t)
+    paper = -bias / sp.sqrt(g[j]**2 + eps)
+    print(f"f_1[{t}]: bea {sp.N(me.terms[1][j].subs(point), 15)}   seed 002 eq. 3 {sp.N(paper.subs(point), 15)}")
+    assert abs(sp.N((me.terms[1][j] - paper).subs(point), 50)) < 1e-40"""),
+    ("md", """## Figures 2-3: Adam trajectories for several $\\beta$ and $\\rho$
+
+Increasing $\\beta$ pushes the trajectory towards smaller $\\|\\nabla E\\|_1$, increasing $\\rho$ does the opposite.
+We plot $\\|\\nabla E\\|_1$ along Adam's iterates (bias-corrected, $\\varepsilon = 10^{-8}$, $h = 10^{-2}$) from $(1.5, 0.1)$."""),
+    ("code", """loss = sp.lambdify([[t1, t2]], E, "jax")
+grad_l1 = jax.jit(lambda th: jnp.sum(jnp.abs(jax.grad(lambda z: loss(list(z)))(th))))
+theta0 = np.array([1.5, 0.1])
+fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+for ax, (label, settings) in zip(axes, [("beta", [(0.9, 0.999), (0.95, 0.999), (0.99, 0.999)]),
+                                        ("rho", [(0.95, 0.95), (0.95, 0.99), (0.95, 0.999)])]):
+    for b_, r_ in settings:
+        path = bea.iterate(bea.rules.Adam(beta=b_, rho=r_, eps=1e-8), E, theta0, 1e-2, 400, params=[t1, t2])
+        ax.plot(np.asarray(jax.vmap(grad_l1)(path)), label=f"beta={b_}, rho={r_}")
+    ax.set_yscale("log"); ax.set_xlabel("step"); ax.set_ylabel("||grad E||_1"); ax.legend(); ax.set_title(f"varying {label}")
+plt.show()"""),
+    ("md", "RMSProp is Adam with $\\beta = 0$ at large $n$; both limits of Table 1 follow from the derived term (see `tests/rules/test_memory.py`)."),
+    ("code", """rms = bea.modified_equation(bea.rules.RMSProp(), 1, loss=E, params=[t1, t2])
+adam0 = bea.modified_equation(bea.rules.Adam(beta=0), 1, loss=E, params=[t1, t2])
+pt = {t1: sp.Rational(2, 3), t2: sp.Rational(1, 2), eps: sp.Rational(1, 10), rho: sp.Rational(1, 2)}
+print([sp.N((rms.terms[1][j] - adam0.terms[1][j]).subs(pt), 30) for j in range(2)])"""),
+]
+
+NOTEBOOKS["04_sgd_and_games"] = [
+    ("md", """# Several SGD steps and two-player games (seed 003)
+
+Rosca & Deisenroth, *Implicit regularisation in SGD: from single-objective to two-player games* (arXiv:2404.13040)."""),
+    ("code", SETUP),
+    ("code", """a, b = sp.symbols("a b")
+E1 = (a * b - 1) ** 2 / 2
+E2 = (a - b) ** 2 / 2 + a**2 * b / 3
+me = bea.modified_equation(bea.rules.SGDSteps(2), 1, losses=[E1, E2], params=[a, b])
+g1, g2 = [sp.Matrix([E.diff(p) for p in (a, b)]) for E in (E1, E2)]
+H2 = sp.hessian(E2, (a, b))
+gbar = (g1 + g2) / 2
+Hbar = (sp.hessian(E1, (a, b)) + H2) / 2
+# seed 003, Theorem 4 (n = 2): f_1 = (1/2) H_2 g_1 - Hbar gbar  (the mini-batch gradient alignment term)
+assert sp.expand(me.terms[1] - (H2 * g1 / 2 - Hbar * gbar)) == sp.zeros(2, 1)
+avg = bea.average_over_orderings(bea.rules.SGDSteps(2), 1, losses=[E1, E2], params=[a, b])
+display(Math(avg.modified_loss().latex()))   # E + (h/8)(|grad E_1|^2 + |grad E_2|^2): seed 003 eq. 8"""),
+    ("md", """## Simultaneous versus alternating GD on the bilinear game $E_\\phi = \\phi\\theta = -E_\\theta$
+
+Simultaneous GD: $f_1 = +\\frac12(\\phi, \\theta)$, so the iterates spiral out; alternating GD's first correction is divergence-free.
+The self term of eqs 9-10 carries $\\frac14$ (as in seed 003 eq. 2); Appendix C's $\\frac12$ is a typo, and the tests derive it."""),
+    ("code", """phi, theta = sp.symbols("phi theta")
+games = {}
+for name, R in [("simultaneous", bea.rules.SimultaneousGD()), ("alternating", bea.rules.AlternatingGD())]:
+    games[name] = bea.modified_equation(R, 2, losses=[phi * theta, -phi * theta], params=[[phi], [theta]])
+    print(name, [list(t) for t in games[name].terms])
+h = 0.1
+start = np.array([1.0, 0.5])
+fig, axes = plt.subplots(1, 2, figsize=(10, 5))
+for ax, (name, R) in zip(axes, [("simultaneous", bea.rules.SimultaneousGD()), ("alternating", bea.rules.AlternatingGD())]):
+    path = np.asarray(bea.iterate(R, [phi * theta, -phi * theta], start, h, 60, params=[phi, theta]))
+    solve = bea.verify.flow_solver(games[name].to_jax(order=1))
+    modified = np.vstack([start, np.asarray(solve(start, h, h * np.arange(1, 61)))])
+    ax.plot(path[:, 0], path[:, 1], ".", label="iterates")
+    ax.plot(modified[:, 0], modified[:, 1], "-", label="modified flow, p = 1")
+    ax.set_title(name); ax.set_xlabel("phi"); ax.set_ylabel("theta"); ax.legend(); ax.set_aspect("equal")
+plt.show()"""),
+]
+
+NOTEBOOKS["05_mlp_verification"] = [
+    ("md", """# Verification on an MLP trained on real data
+
+A tanh MLP on scikit-learn's digits (downsampled to 4x4, 200 images). The coordinate-free field of GD is lowered to JAX
+(Hessian-vector products, no Hessian) and integrated with diffrax; the fitted slopes are the orders BEA predicts."""),
+    ("code", SETUP),
+    ("code", """from bea.verify import global_error, local_error, model
+mlp = model("mlp")
+print(mlp.description.splitlines()[0], "-", mlp.theta0.size, "parameters")
+fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+for p in (1, 2):
+    r = local_error(bea.rules.GD(), mlp, p, step_sizes=np.geomspace(0.4, 0.1, 4))
+    r.plot(axes[0], label=f"local, p = {p}")
+    print(f"local error p = {p}: slope {r.slope:.3f} (expected {p + 2})")
+    assert abs(r.slope - (p + 2)) < 0.15
+r = global_error(bea.rules.GD(), mlp, 1, step_sizes=np.geomspace(0.2, 0.05, 3), time=0.8)
+r.plot(axes[1], label="global, p = 1")
+print(f"global error p = 1: slope {r.slope:.3f} (expected 2)")
+plt.show()"""),
+    ("md", "## The implicit regularizer $R_{IG} = |\\nabla E|^2/2$ along training, for several learning rates (seed 000, Figure A.2 in small)"),
+    ("code", """loss = mlp.jax_losses[0]
+r_ig = jax.jit(lambda th: jnp.sum(jax.grad(loss)(th) ** 2) / 2)
+for rate in (0.1, 0.5, 1.0):
+    path = bea.iterate(bea.rules.GD(), loss, mlp.theta0, rate, int(100 / rate))
+    values = jax.vmap(r_ig)(path[:: max(1, int(2 / rate))])
+    plt.semilogy(np.linspace(0, 100, len(values)), np.asarray(values), label=f"h = {rate}")
+plt.xlabel("time n h"); plt.ylabel("R_IG"); plt.legend(); plt.show()"""),
+]
+
+NOTEBOOKS["06_gradient_regularization"] = [
+    ("md", """# Gradient regularization algorithms as modified equations (seed 001)
+
+Karakida et al., *Understanding gradient regularization in deep learning* (ICLR 2023, arXiv:2302.00386):
+finite-difference GR (F-GR, B-GR), double backpropagation (EGR), SAM, and flooding as F-GR (Theorem 5.1)."""),
+    ("code", SETUP),
+    ("code", """c, gamma = sp.symbols("c gamma")
+rules = {
+    "EGR (double backprop)": bea.rules.EGR(),
+    "F-GR, eps = c h": bea.rules.FiniteDifferenceGR(eps=c * bea.h),
+    "B-GR, eps = c h": bea.rules.FiniteDifferenceGR(eps=c * bea.h, kind="backward"),
+    "SAM, rho = c h": bea.rules.SAM(rho=c * bea.h),
+}
+for name, R in rules.items():
+    cf = bea.modified_equation(R, 1)
+    print(name)
+    for l in range(2):
+        print(f"   f_{l} =", cf.text(l))"""),
+    ("md", "F-GR and B-GR differ at second order in $h$ (the sign of the finite-difference step):"),
+    ("code", """diff = [bea.modified_equation(rules[k], 2) for k in ("F-GR, eps = c h", "B-GR, eps = c h")]
+print("F-GR f_2 =", diff[0].text(2)); print("B-GR f_2 =", diff[1].text(2))"""),
+    ("md", "Flooding across the flood level: an ascent step then a descent step is one F-GR step on the regularizer, exactly:"),
+    ("code", """a, b = sp.symbols("a b")
+E = (sp.Rational(3, 5) - a * b) ** 2 / 2
+flood = bea.modified_equation(bea.rules.flooding_crossing(), 3, loss=E, params=[a, b])
+written = bea.rules.rule(lambda theta, grad, h: theta - h * (grad(theta + h * grad(theta)) - grad(theta)))
+fgr = bea.modified_equation(written, 3, loss=E, params=[a, b])
+assert all(sp.expand(u - v) == sp.zeros(2, 1) for u, v in zip(flood.terms, fgr.terms))
+display(Math(flood.latex()))"""),
+]
+
+
+def build(name: str, cells) -> None:
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    for kind, source in cells:
+        cell = nbformat.v4.new_markdown_cell(source) if kind == "md" else nbformat.v4.new_code_cell(source)
+        notebook.cells.append(cell)
+    path = ROOT / f"{name}.ipynb"
+    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    nbformat.write(notebook, path)
+    print("wrote", path)
+
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or NOTEBOOKS:
+        build(name, NOTEBOOKS[name])
