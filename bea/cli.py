@@ -279,13 +279,12 @@ def _derive(args) -> str:
 
 
 def _verify(args) -> str:
+    import jax
     import numpy as np
 
     from .lowering import require_x64
     from .verify import global_error, local_error
     from .verify import model as make_model
-
-    import jax
 
     jax.config.update("jax_enable_x64", True)  # verification is float64 work
     require_x64("bea verify")

@@ -117,20 +117,13 @@ class HeavyBall(MemoryRule):
 
 
 @dataclasses.dataclass(frozen=True)
-class Nesterov(MemoryRule):
+class Nesterov(HeavyBall):
     """Nesterov momentum in the form of Sutskever et al. (ICML 2013), gradient at the look-ahead point:
 
         v_{n+1} = beta v_n + grad E(theta_n - h beta v_n),    theta_{n+1} = theta_n - h v_{n+1}.
     """
 
-    beta: Any = sp.Symbol("beta")
     name = "nesterov"
-
-    def decays(self):
-        return (self.beta,)
-
-    def _decay_names(self):
-        return ("beta",)
 
     def update(self, theta, state, grad, h, n):
         (v,) = state

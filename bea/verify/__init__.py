@@ -2,6 +2,7 @@
 
 from ._flow import flow_solver, modified_field
 from ._models import MODELS, Model, model
+from ._parallel import local_error_grid
 from ._sweep import SweepResult, VerificationError, global_error, local_error
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "flow_solver",
     "global_error",
     "local_error",
+    "local_error_grid",
     "model",
     "modified_field",
 ]
