@@ -19,6 +19,30 @@ def modified_field(rule, model, order: int, values: dict | None = None, *, with_
     Concrete derivation on the model's SymPy losses where it has them; the
     coordinate-free view, lowered by autodiff, otherwise (the MLP).
     """
+    key = _cache_key(rule, model, order, values, with_manifold)
+    if key is not None and key in _DERIVED:
+        return _DERIVED[key]
+    result = _modified_field(rule, model, order, values, with_manifold)
+    if key is not None:
+        _DERIVED[key] = result
+    return result
+
+
+_DERIVED: dict = {}  # derivations reused across sweeps (the exact engine is the slow part)
+
+
+def _cache_key(rule, model, order, values, with_manifold):
+    try:
+        losses = None if model.sympy_losses is None else tuple(map(str, model.sympy_losses))
+        key = (rule, model.name, losses, tuple(map(float, model.theta0)), order,
+               tuple(sorted((str(k), str(v)) for k, v in (values or {}).items())), with_manifold)
+        hash(key)
+        return key
+    except TypeError:  # an unhashable custom rule: derive again
+        return None
+
+
+def _modified_field(rule, model, order, values, with_manifold):
     import bea
 
     values = dict(values or {})

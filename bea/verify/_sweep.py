@@ -12,6 +12,7 @@ and left out of the fit, never fitted silently.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import warnings
 
 import numpy as np
@@ -122,34 +123,44 @@ def _flag(error, scale, solver_gap, movement) -> str:
 
 def _progress(items, label):
     try:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency
         return items
-    return tqdm(items, desc=label, leave=False, disable=len(items) < 4)
+    return tqdm(items, desc=label, leave=False, disable=len(items) < 4 or not sys.stderr.isatty())
 
 
-def local_error(rule, model, order: int, *, step_sizes, values: dict | None = None) -> SweepResult:
+def local_error(rule, model, order: int, *, step_sizes, values: dict | None = None, iterates: str = "rule") -> SweepResult:
     """|Phi_h(theta) - phi_h(theta)| over `step_sizes`, phi the flow of f_0 + ... + h^order f_order.
 
     One step of the rule's own iteration from the model's initial point; rules
     with memory start with their state on the slow manifold (derived exactly,
     two orders beyond `order`), the regime the modified equation describes.
+    `iterates="optax"` takes the step of the optax optimizer implementing the
+    rule instead (GD, heavy ball, RMSProp, Adam), from the same state.
     Expected slope: order + 2.
     """
+    if iterates not in ("rule", "optax"):
+        raise ValueError(f"iterates must be 'rule' or 'optax', got {iterates!r}")
     require_x64("bea.verify.local_error")
     field, manifold = modified_field(rule, model, order, values, with_manifold=True)
     tight, loose_solver = flow_solver(field), flow_solver(field, RTOL * 100)
     errors, flags = [], []
     for h in _progress(list(step_sizes), "local error"):
         start = np.asarray(model.theta0)
-        end = np.asarray(_run(rule, model, manifold, start, float(h), 1, values))[-1]
+        if iterates == "optax":
+            from ._optax import optax_step
+
+            state = manifold(start, float(h)) if manifold is not None else None
+            end = np.asarray(optax_step(rule.numeric(float(h), values), model.jax_losses, float(h))(start, state))
+        else:
+            end = np.asarray(_run(rule, model, manifold, start, float(h), 1, values))[-1]
         predicted = np.asarray(tight(start, h, [h])[-1])
         loose = np.asarray(loose_solver(start, h, [h])[-1])
         error = float(np.linalg.norm(end - predicted))
         errors.append(error)
         flags.append(_flag(error, float(np.linalg.norm(start)), float(np.linalg.norm(loose - predicted)),
                            float(np.linalg.norm(end - start))))
-    note = _MANIFOLD_NOTE if manifold else ""
+    note = (_MANIFOLD_NOTE if manifold else "") + ("; iterates of optax" if iterates == "optax" else "")
     return _fit("local", list(map(float, step_sizes)), errors, flags, order + 2, note)
 
 

@@ -50,7 +50,7 @@ def test_first_order_rules(rule_, name, steps):
 @pytest.mark.slow
 @pytest.mark.parametrize("order", [1, 2])
 def test_mlp_on_digits(order):
-    result = local_error(GD(), model("mlp"), order, step_sizes=np.geomspace(0.4, 0.1, 4))
+    result = local_error(GD(), model("mlp"), order, step_sizes=np.geomspace(0.2, 0.05, 4))
     assert abs(result.slope - (order + 2)) < TOLERANCE, result
 
 
@@ -98,3 +98,19 @@ def test_x64_required():
     finally:
         jax.config.update("jax_enable_x64", True)
     assert jnp.zeros(1).dtype == jnp.float64
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "rule_",
+    [GD(), HeavyBall(beta=0.5), RMSProp(rho=0.5, eps=0.1), Adam(beta=0.5, rho=0.6, eps=0.1),
+     Adam(beta=0.5, rho=0.6, eps=0.1, eps_position="outside")],
+    ids=["gd", "heavy-ball", "rmsprop", "adam", "adam-eps-outside"],
+)
+def test_against_optax_iterates(rule_):
+    """The same sweep with optax's optimizer taking the step (state on the slow manifold)."""
+    steps = np.geomspace(0.001, 0.000125, 4)
+    ours = local_error(rule_, model("two-param"), 1, step_sizes=steps)
+    theirs = local_error(rule_, model("two-param"), 1, step_sizes=steps, iterates="optax")
+    assert abs(theirs.slope - 3) < TOLERANCE and "optax" in theirs.note
+    np.testing.assert_allclose(theirs.error, ours.error, rtol=1e-6)
