@@ -21,7 +21,7 @@ from .exports import ModifiedLoss, NoModifiedLossError
 from .lowering import iterate
 from .series import STEP_SIZE as h
 from .series._coordinate_free import CoordinateFreeModifiedEquation
-from .series._derive import MAX_SAFE_ORDER, ModifiedEquation, modified_equation
+from .series._derive import MAX_SAFE_ORDER, ModifiedEquation, finite_n_modified_equation, modified_equation
 from .series._orderings import average_over_orderings
 from .series._trees import TreeTerm, tree_coefficients
 
@@ -43,6 +43,7 @@ __all__ = [
     "UnknownSymbolError",
     "UnsupportedError",
     "exports",
+    "finite_n_modified_equation",
     "h",
     "iterate",
     "modified_equation",

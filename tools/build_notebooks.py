@@ -151,6 +151,15 @@ for ax, (label, settings) in zip(axes, [("beta", [(0.9, 0.999), (0.95, 0.999), (
         ax.plot(np.asarray(jax.vmap(grad_l1)(path)), label=f"beta={b_}, rho={r_}")
     ax.set_yscale("log"); ax.set_xlabel("step"); ax.set_ylabel("||grad E||_1"); ax.legend(); ax.set_title(f"varying {label}")
 plt.show()"""),
+    ("md", "## The finite-$n$ view: transients $\\beta^{n+1}$, $\\rho^{n+1}$ (seed 002 Theorem 3.1, Remark 3.2)"),
+    ("code", """point = {t1: sp.Rational(1, 3), t2: sp.Rational(5, 4), eps: sp.Rational(1, 100), beta: sp.Rational(9, 10), rho: sp.Rational(19, 20)}
+large_n = [float(sp.N(me.terms[1][0].subs(point)))]
+steps = [0, 1, 2, 4, 8, 16, 32]
+finite = [float(sp.N(bea.finite_n_modified_equation(bea.rules.Adam(), n, loss=E, params=[t1, t2]).terms[1][0].subs(point)))
+          for n in steps]
+plt.semilogx(np.array(steps) + 1, finite, "o-", label="f_1^(n)[theta1], finite n")
+plt.axhline(large_n[0], color="gray", ls="--", label="large-n field")
+plt.xlabel("n + 1"); plt.legend(); plt.show()"""),
     ("md", "RMSProp is Adam with $\\beta = 0$ at large $n$; both limits of Table 1 follow from the derived term (see `tests/rules/test_memory.py`)."),
     ("code", """rms = bea.modified_equation(bea.rules.RMSProp(), 1, loss=E, params=[t1, t2])
 adam0 = bea.modified_equation(bea.rules.Adam(beta=0), 1, loss=E, params=[t1, t2])

@@ -14,7 +14,7 @@ from ._expand import expand_step
 from ._jet import STEP_SIZE
 from ._problem import Problem
 
-__all__ = ["MAX_SAFE_ORDER", "ModifiedEquation", "modified_equation"]
+__all__ = ["MAX_SAFE_ORDER", "ModifiedEquation", "finite_n_modified_equation", "modified_equation"]
 
 #: Orders above this need `max_order=` raised explicitly: terms grow combinatorially.
 MAX_SAFE_ORDER = 12
@@ -143,6 +143,7 @@ def modified_equation(
     values: Mapping | None = None,
     constants: Sequence[sp.Symbol] | None = None,
     max_order: int = MAX_SAFE_ORDER,
+    _runner=None,
 ) -> ModifiedEquation:
     """Derive f_0, ..., f_order of the modified equation of `rule` on a concrete loss.
 
@@ -185,7 +186,7 @@ def modified_equation(
     rule, losses = _apply_values(rule, losses, values or {})
     problem = Problem.build(losses, params, reserved=rule.free_symbols, constants=constants)
     record: dict = {}
-    algebra, expansion = expand_step(rule, problem, order, record)
+    algebra, expansion = expand_step(rule, problem, order, record, _runner)
     fields = _corrections_over_duration(algebra, expansion, order, getattr(rule, "duration", 1))
 
     def matrix(vector):
@@ -203,6 +204,26 @@ def modified_equation(
             tuple(matrix(state.coeffs[k]) for k in range(order + 1)) for state in record.get("slow_manifold", ())
         ),
     )
+
+
+def finite_n_modified_equation(
+    rule, n: int, *, order: int = 1, loss=None, losses=None, params=None, values=None, constants=None
+) -> ModifiedEquation:
+    """The piecewise field f_0^{(n)} + h f_1^{(n)} on [n h, (n+1) h] of a rule with memory started from zeros.
+
+    The finite-n view of Cattaneo, Klusowski & Shigida (arXiv:2309.00079, Theorems
+    3.1 and 4.2), derived from the rule's own update (see `bea.series._finite_n`);
+    order is 0 or 1. For Adam it reproduces their Remark 3.2 (bias terms with
+    beta^{n+1}, rho^{n+1}); as n grows it tends to `modified_equation`'s field.
+    """
+    from ._finite_n import finite_n_runner
+
+    if order not in (0, 1):
+        raise InvalidOrderError(f"the finite-n view is derived to first order (order 0 or 1), got {order!r}")
+    if loss is None and losses is None:
+        raise UnknownSymbolError("the finite-n view needs a concrete loss: loss=..., params=[...]")
+    return modified_equation(rule, order, loss=loss, losses=losses, params=params, values=values,
+                             constants=constants, _runner=finite_n_runner(n))
 
 
 def _flatten_players(rule, params):

@@ -16,7 +16,9 @@ _MAX_GUARD = 8
 _SEED_RETRIES = 8  # retries with the atoms met so far (SAM, square roots on a slow manifold)
 
 
-def expand_step(rule, problem: Problem, order: int, record: dict | None = None) -> tuple[Algebra, list[tuple]]:
+def expand_step(
+    rule, problem: Problem, order: int, record: dict | None = None, runner=None
+) -> tuple[Algebra, list[tuple]]:
     """The algebra used and d_1, ..., d_{order+1} of the rule's step on the problem's losses.
 
     Tries exact polynomial arithmetic first, then polynomials in the loss's
@@ -46,7 +48,7 @@ def expand_step(rule, problem: Problem, order: int, record: dict | None = None) 
         try:
             algebra = make(kinds[i])
             losses = [algebra.from_expr(loss) for loss in problem.losses]
-            return algebra, _expand(rule, algebra, losses, order + 1, record)
+            return algebra, _expand(rule, algebra, losses, order + 1, record, runner)
         except NotPolynomialError as exc:
             new = [e for e in exc.seeds if e not in seeds]
             seeds.extend(new)
@@ -59,10 +61,10 @@ def expand_step(rule, problem: Problem, order: int, record: dict | None = None) 
     raise AssertionError("the expression algebra accepts every expression")  # pragma: no cover
 
 
-def _expand(rule, algebra: Algebra, losses: list, needed: int, record: dict | None = None) -> list[tuple]:
+def _expand(rule, algebra: Algebra, losses: list, needed: int, record=None, runner=None) -> list[tuple]:
     truncation = needed
     while True:
-        result = _run_step(rule, algebra, losses, truncation, record)
+        result = _run_step(rule, algebra, losses, truncation, record, runner)
         if result.valid > needed:
             break
         if truncation - needed >= _MAX_GUARD:
@@ -74,11 +76,13 @@ def _expand(rule, algebra: Algebra, losses: list, needed: int, record: dict | No
     return [result.coeffs[k] for k in range(1, needed + 1)]
 
 
-def _run_step(rule, algebra: Algebra, losses: list, truncation: int, record: dict | None = None) -> VectorSeries:
+def _run_step(rule, algebra: Algebra, losses: list, truncation: int, record=None, runner=None) -> VectorSeries:
     theta = VectorSeries.constant(algebra, algebra.identity, truncation)
     h = ScalarSeries(algebra, [algebra.zero, algebra.from_expr(1)] + [algebra.zero] * (truncation - 1))
     oracle = SymbolicOracle(algebra, losses, truncation)
-    if hasattr(rule, "decays"):  # a rule with memory: the step on its slow manifold
+    if runner is not None:
+        result = runner(rule, theta, oracle, h)
+    elif hasattr(rule, "decays"):  # a rule with memory: the step on its slow manifold
         from ._slow_manifold import slow_manifold_step
 
         result, state = slow_manifold_step(rule, theta, oracle, h)

@@ -217,3 +217,52 @@ def test_iterates_match_optax():
 def test_coordinate_free_view_is_refused_with_advice():
     with pytest.raises(bea.UnsupportedError, match="concrete loss"):
         bea.modified_equation(HeavyBall(), 1)
+
+
+def test_finite_n_heavy_ball_closed_form_and_limit():
+    """f^{(n)} = -c_n g - h (S_n + c_n^2/2) H g with c_n = (1 - beta^{n+1})/(1 - beta) and
+    S_n = sum_k beta^{n-k} sum_{l=k}^{n-1} c_l (unrolling the EMA by hand); -> Ghosh et al. as n -> infinity."""
+    g, H = _grad(SMALL, [a, b]), sp.hessian(SMALL, [a, b])
+
+    def c(l):
+        return (1 - beta ** (l + 1)) / (1 - beta)
+
+    for n in (0, 1, 4):
+        me = bea.finite_n_modified_equation(HeavyBall(), n, loss=SMALL, params=[a, b])
+        S = sum(beta ** (n - k) * sum(c(l) for l in range(k, n)) for k in range(n + 1))
+        assert _zero(me.terms[0] + c(n) * g)
+        assert _zero(me.terms[1] + (S + c(n) ** 2 / 2) * H * g)
+    half = {beta: sp.Rational(1, 2)}
+    late = bea.finite_n_modified_equation(HeavyBall(beta=sp.Rational(1, 2)), 60, loss=SMALL, params=[a, b])
+    limit = bea.modified_equation(HeavyBall(beta=sp.Rational(1, 2)), 1, loss=SMALL, params=[a, b])
+    point = {a: sp.Rational(1, 3), b: sp.Rational(2, 5)}
+    gap = max(abs(sp.N((late.terms[1][j] - limit.terms[1][j]).subs(point).subs(half))) for j in range(2))
+    assert 0 < gap < 1e-15
+
+
+@pytest.mark.parametrize("n", [0, 1, 3])
+def test_finite_n_adam_seed_002_remark_3_2(n):
+    """Seed 002 eq. (9) with the full-batch terms of Remark 3.2 (transients beta^{n+1}, rho^{n+1})."""
+    me = bea.finite_n_modified_equation(Adam(), n, loss=TWO_PARAM, params=[a, b])
+    g = [TWO_PARAM.diff(p) for p in (a, b)]
+    norm = sum(sp.sqrt(gi**2 + eps) for gi in g)
+    ell = beta / (1 - beta) - (n + 1) * beta ** (n + 1) / (1 - beta ** (n + 1))
+    pee = rho / (1 - rho) - (n + 1) * rho ** (n + 1) / (1 - rho ** (n + 1))
+    point = {a: sp.Rational(3, 7), b: sp.Rational(-5, 4), eps: sp.Rational(1, 10)}
+    point.update({rho: sp.Rational(1, 3), beta: sp.Rational(2, 3)})
+    for j, p in enumerate((a, b)):
+        R, M, dnorm = sp.sqrt(g[j] ** 2 + eps), g[j], norm.diff(p)
+        L, Lbar, P, Pbar = ell * dnorm, dnorm, pee * g[j] * dnorm, g[j] * dnorm
+        f0 = -M / R
+        f1 = M * (2 * P + Pbar) / (2 * R**3) - (2 * L + Lbar) / (2 * R)
+        assert _agree(me.terms[0][j], f0, point)
+        assert _agree(me.terms[1][j], f1, point)
+
+
+def test_finite_n_bad_input():
+    with pytest.raises(bea.InvalidOrderError, match="non-negative"):
+        bea.finite_n_modified_equation(HeavyBall(), -1, loss=SMALL, params=[a, b])
+    with pytest.raises(bea.InvalidOrderError, match="first order"):
+        bea.finite_n_modified_equation(HeavyBall(), 2, order=2, loss=SMALL, params=[a, b])
+    with pytest.raises(bea.UnknownSymbolError, match="no state"):
+        bea.finite_n_modified_equation(bea.rules.GD(), 2, loss=SMALL, params=[a, b])
