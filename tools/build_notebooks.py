@@ -64,6 +64,20 @@ plt.plot(modified_flow[:, 0], modified_flow[:, 1], label="modified flow (h/4 |gr
 plt.plot(gd[:, 0], gd[:, 1], ".", label=f"GD, h = {h_moderate}", ms=4)
 plt.xlabel("a"); plt.ylabel("b"); plt.legend(); plt.title("seed 000, Figure 1a")
 plt.show()"""),
+    ("md", "## Figure A.1: a large step, $h_L = 0.18$, outside the range of backward error analysis"),
+    ("code", """h_large = 0.18
+large = np.asarray(bea.iterate(bea.rules.GD(), E, theta0, h_large, 60, params=[a, b]))
+plt.figure(figsize=(5, 5))
+plt.contourf(A, B, np.log10((0.6 - A * B) ** 2 / 2 + 1e-6), levels=30, cmap="Greys")
+plt.plot(large[:, 0], large[:, 1], ".-", label=f"GD, h = {h_large}", ms=4)
+plt.plot(modified_flow[:, 0], modified_flow[:, 1], label="modified flow at h_M", lw=2)
+plt.xlim(0, 4); plt.ylim(0, 4); plt.xlabel("a"); plt.ylabel("b"); plt.legend(); plt.title("seed 000, Figure A.1")
+plt.show()
+# The local error check refuses such steps: the error is not small against the step itself.
+try:
+    bea.verify.local_error(bea.rules.GD(), bea.verify.model("two-param"), 1, step_sizes=[0.18, 0.15, 0.12])
+except bea.verify.VerificationError as err:
+    print(err)"""),
     ("md", """## Figure 1b: $R_{IG}/E$ after convergence against the learning rate
 
 At convergence $R_{IG}/E = a^2 + b^2$ (A.25): larger steps reach flatter minima on the hyperbola $ab = 0.6$."""),

@@ -266,3 +266,11 @@ def test_finite_n_bad_input():
         bea.finite_n_modified_equation(HeavyBall(), 2, order=2, loss=SMALL, params=[a, b])
     with pytest.raises(bea.UnknownSymbolError, match="no state"):
         bea.finite_n_modified_equation(bea.rules.GD(), 2, loss=SMALL, params=[a, b])
+
+
+def test_adamw_decoupled_weight_decay():
+    lam = sp.Symbol("lambda", positive=True)
+    me = bea.modified_equation(Adam(weight_decay=lam), 0, loss=SMALL, params=[a, b])
+    g = _grad(SMALL, [a, b])
+    expected = [-(g[j] / sp.sqrt(g[j] ** 2 + eps) + lam * p) for j, p in enumerate((a, b))]
+    assert _zero(me.terms[0] - sp.Matrix(expected))
