@@ -349,7 +349,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"bea: internal error: {type(exc).__name__}: {exc} (rerun with BEA_DEBUG=1 and report it)", file=sys.stderr)
         return 1
-    print(output)
+    try:
+        print(output)
+    except BrokenPipeError:  # e.g. piped into head: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -168,7 +168,7 @@ plt.show()"""),
     ("md", "## The finite-$n$ view: transients $\\beta^{n+1}$, $\\rho^{n+1}$ (seed 002 Theorem 3.1, Remark 3.2)"),
     ("code", """point = {t1: sp.Rational(1, 3), t2: sp.Rational(5, 4), eps: sp.Rational(1, 100), beta: sp.Rational(9, 10), rho: sp.Rational(19, 20)}
 large_n = [float(sp.N(me.terms[1][0].subs(point)))]
-steps = [0, 1, 2, 4, 8, 16, 32]
+steps = [0, 1, 2, 4, 8, 16]
 finite = [float(sp.N(bea.finite_n_modified_equation(bea.rules.Adam(), n, loss=E, params=[t1, t2]).terms[1][0].subs(point)))
           for n in steps]
 plt.semilogx(np.array(steps) + 1, finite, "o-", label="f_1^(n)[theta1], finite n")

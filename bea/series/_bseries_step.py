@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import numbers
 from collections import Counter
-from itertools import combinations_with_replacement
+from itertools import combinations_with_replacement, product
 from math import factorial
 
 import sympy as sp
 
 from .._errors import InconsistentRuleError, UnknownSymbolError, UnsupportedError
-from ._algebra import ExpressionAlgebra
 from ._jet import ScalarSeries
 from ._trees import _cuts, _sort, order, trees_up_to
 
@@ -34,15 +33,48 @@ __all__ = ["bseries_modified_field"]
 _IDENTITY = None  # key of theta itself in a TreeVector
 
 
-_SCALARS = ExpressionAlgebra(())  # coefficients: SymPy expressions in the hyperparameters
+class _RationalFunctions:
+    """Coefficients: elements of QQ(hyperparameters) (sympy's sparse fraction field), canonical,
+    so zero tests are exact and fast (the slow manifold of momentum divides by 1 - beta)."""
+
+    params = ()
+
+    def __init__(self, symbols=()):
+        self.field = sp.QQ.frac_field(*sorted(symbols, key=str)) if symbols else sp.QQ
+
+    def from_expr(self, expr):
+        if self.field.of_type(expr):
+            return expr
+        return self.field.from_sympy(sp.sympify(expr))
+
+    def to_expr(self, value) -> sp.Expr:
+        return self.field.to_sympy(value)
+
+    def mul(self, a, b):
+        return a * b
+
+    def divide(self, value, divisor):
+        if not divisor:
+            raise ZeroDivisionError("division by an identically zero quantity")
+        return value / divisor
+
+    @property
+    def zero(self):
+        return self.field.zero
+
+    def is_zero(self, value) -> bool:
+        return not value
+
+
+_SCALARS = _RationalFunctions()
 
 
 def _hpoly(coefficients) -> ScalarSeries:
-    return ScalarSeries(_SCALARS, [sp.sympify(c) for c in coefficients])
+    return ScalarSeries(_SCALARS, [_SCALARS.from_expr(c) for c in coefficients])
 
 
 def _is_zero(series: ScalarSeries) -> bool:
-    return all(c == 0 for c in series.coeffs)
+    return all(not c for c in series.coeffs)
 
 
 class TreeVector:
@@ -91,7 +123,7 @@ class TreeVector:
 
     def increments(self):
         base = self.terms.get(_IDENTITY)
-        if base is None or base.coeffs[0] != 1 or any(x != 0 for x in base.coeffs[1:]):
+        if base is None or base.coeffs[0] != 1 or any(x for x in base.coeffs[1:]):
             raise UnknownSymbolError(
                 "the coordinate-free view needs every evaluation point to be theta plus increments"
             )
@@ -104,19 +136,33 @@ class TreeOracle:
     def __init__(self, n: int):
         self.n = n
 
-    def _expand(self, x: TreeVector, extra=None) -> TreeVector:
+    def derivative(self, x: TreeVector, vectors=()) -> TreeVector:
+        """f^{(m)}(x)[v_1, ..., v_m] for x = theta + increments, f = -grad E.
+
+        With x - theta = sum_d k_d F(d)/sigma(d) and v_i = sum_u w_iu F(u)/sigma(u),
+        f^{(m)}(x)[v..] = sum_j f^{(m+j)}(theta)[(x - theta)^j, v..]/j!, and
+        f^{(r)}(theta)[F(u_1)/sigma(u_1), ...] = F(U)/sigma(U) prod_u mult_U(u)!
+        for the tree U = [u_1, ...] (Hairer, Lubich & Wanner, Lemma III.1.9).
+        """
         inc = x.increments()
         # Increments must be O(h) for the Taylor series to be finite at each order.
         for k, v in inc.items():
-            if v.coeffs[0] != 0:
+            if v.coeffs[0]:
                 raise UnknownSymbolError(
                     "an evaluation point moves by O(1) (e.g. SAM with an independent radius rho); "
                     "the coordinate-free view needs increments of order h: tie it to the step (rho = c*h)"
                 )
+        for v in vectors:
+            if _IDENTITY in v.terms:
+                raise UnknownSymbolError("a derivative applied to theta itself has no B-series form")
         support = list(inc)
+        sizes = [order(t) for t in support]  # the coefficient of F(t) in an increment is O(h^|t|)
+        choices = list(product(*[list(v.terms.items()) for v in vectors]))
         out: dict = {}
         for m in range(self.n + 1):
             for children in combinations_with_replacement(range(len(support)), m):
+                if sum(sizes[i] for i in children) > self.n:
+                    continue
                 weight = _hpoly([1] + [0] * self.n)
                 for i in children:
                     weight = weight * inc[support[i]]
@@ -125,24 +171,37 @@ class TreeOracle:
                 if _is_zero(weight):
                     continue
                 trees = [support[i] for i in children]
-                if extra is None:
-                    u = _sort(trees)
-                    out[u] = out[u] + weight if u in out else weight
-                else:
-                    counts = Counter(trees)
-                    for s, omega in extra.items():
-                        u = _sort(trees + [s])
-                        term = weight * omega * (counts[s] + 1)
-                        out[u] = out[u] + term if u in out else term
-        return TreeVector({k: -v for k, v in out.items()}, self.n)  # grad E = -f
+                below = _multiplicity_factorials(trees)
+                for choice in choices:
+                    everything = trees + [u for u, _ in choice]
+                    term = weight * sp.Rational(_multiplicity_factorials(everything), below)
+                    for _, w in choice:
+                        term = term * w
+                    u = _sort(everything)
+                    out[u] = out[u] + term if u in out else term
+        return TreeVector(out, self.n)
+
+    def elementary(self, tree, x: TreeVector, cache: dict) -> TreeVector:
+        """F(tree)(x) as a tree vector (x = theta + increments)."""
+        if tree not in cache:
+            cache[tree] = self.derivative(x, [self.elementary(c, x, cache) for c in tree])
+        return cache[tree]
+
+    def compose(self, s: TreeVector, x: TreeVector) -> TreeVector:
+        """s(x) for s = c theta + sum_t k_t F(t)/sigma(t) and a point x = theta + increments."""
+        from ._trees import symmetry
+
+        cache: dict = {}
+        total = TreeVector({}, self.n)
+        for t, k in s.terms.items():
+            total = total + (x * k if t is _IDENTITY else self.elementary(t, x, cache) * (k / symmetry(t)))
+        return total
 
     def __call__(self, x):
-        return self._expand(x)
+        return -self.derivative(x)  # grad E = -f
 
     def hvp(self, x, v):
-        if _IDENTITY in v.terms:
-            raise UnknownSymbolError("a Hessian applied to theta itself has no B-series form")
-        return self._expand(x, extra=dict(v.terms))  # -f'(x) v = H(x) v
+        return -self.derivative(x, [v])  # H(x) v = -f'(x) v
 
     def value(self, x):
         raise UnknownSymbolError("loss values have no B-series form; the coordinate-free view needs grad and hvp only")
@@ -154,20 +213,51 @@ class TreeOracle:
         )
 
 
+def _multiplicity_factorials(trees) -> int:
+    out = 1
+    for count in Counter(trees).values():
+        out *= factorial(count)
+    return out
+
+
+def _memory_step(rule, theta: TreeVector, oracle: TreeOracle, h) -> TreeVector:
+    """theta' on the slow manifold of a rule with memory, as a B-series (see `_slow_manifold`)."""
+    decays = [sp.sympify(d) for d in rule.decays()]
+    state = [TreeVector({}, theta.n) for _ in decays]
+    for _ in range((theta.n + 2) * (len(decays) + 1) + 2):
+        moved, new_state = rule.update(theta, tuple(state), oracle, h, None)
+        residual = [s_new - oracle.compose(s, moved) for s, s_new in zip(state, new_state)]
+        if all(not r.terms for r in residual):
+            return moved
+        state = [s + r / (1 - d) for s, r, d in zip(state, residual, decays)]
+    raise InconsistentRuleError(f"the state recursion of {rule.name} did not settle on a slow manifold (B-series)")
+
+
 def bseries_modified_field(rule, order_: int) -> dict:
-    """{tree: [coefficient of h^1, ..., h^{order+1}] of h f~} for a gradient rule."""
+    """{tree: [coefficient of h^1, ..., h^{order+1}] of h f~} for a gradient rule (SymPy coefficients)."""
+    global _SCALARS
+    previous, _SCALARS = _SCALARS, _RationalFunctions(rule.free_symbols)
+    try:
+        field = _bseries_modified_field(rule, order_)
+        return {t: [_SCALARS.to_expr(c) for c in v] for t, v in field.items()}
+    finally:
+        _SCALARS = previous
+
+
+def _bseries_modified_field(rule, order_: int) -> dict:
     n = order_ + 1
     for guard in range(0, 4):
         m = n + guard
         theta = TreeVector({_IDENTITY: _hpoly([1] + [0] * m)}, m)
         h = _hpoly([0, 1] + [0] * (m - 1))
-        phi = rule.step(theta, TreeOracle(m), h)
+        oracle = TreeOracle(m)
+        phi = _memory_step(rule, theta, oracle, h) if hasattr(rule, "decays") else rule.step(theta, oracle, h)
         if not isinstance(phi, TreeVector):
             raise InconsistentRuleError(f"the step of {rule.name} did not return the parameter vector")
         if phi.valid > n:
             break
     base = phi.terms.get(_IDENTITY)
-    if base is None or base.coeffs[0] != 1 or any(x != 0 for x in base.coeffs[1:]):
+    if base is None or base.coeffs[0] != 1 or any(x for x in base.coeffs[1:]):
         raise InconsistentRuleError(f"the step of {rule.name} is not theta + O(h)")
     a = {t: _hpoly(v.coeffs[: n + 1]) for t, v in phi.terms.items() if t is not _IDENTITY}
     largest = max((order(t) for t in a), default=1)

@@ -193,12 +193,6 @@ def coordinate_free(rule, order_: int) -> CoordinateFreeModifiedEquation:
     from .._errors import UnsupportedError
     from ..rules import GD, RungeKutta
 
-    if hasattr(rule, "decays"):
-        raise UnsupportedError(
-            f"{rule.name} keeps state; its coordinate-free view (B-series of the slow manifold) is not available "
-            "yet. Derive it on a concrete loss: bea.modified_equation(rule, order, loss=E, params=[...]) "
-            "(on the command line: --loss and --params)"
-        )
     terms: list[list] = [[] for _ in range(order_ + 1)]
     if isinstance(rule, (GD, RungeKutta)) and not rule.free_symbols:
         for t in tree_coefficients(rule, order_):
@@ -208,9 +202,18 @@ def coordinate_free(rule, order_: int) -> CoordinateFreeModifiedEquation:
         from ._bseries_step import bseries_modified_field
         from ._trees import symmetry
 
-        for tree, coefficients in sorted(bseries_modified_field(rule, order_).items(), key=lambda kv: _key(kv[0])):
+        try:
+            field = bseries_modified_field(rule, order_)
+        except TypeError as exc:  # element-wise products, square roots: not a B-series
+            raise UnsupportedError(
+                f"{rule.name} uses element-wise operations on vectors ({exc}); they have no coordinate-free "
+                "(B-series) form in bea yet. Derive it on a concrete loss: bea.modified_equation(rule, order, "
+                "loss=E, params=[...]) (on the command line: --loss and --params)"
+            ) from None
+        for tree, coefficients in sorted(field.items(), key=lambda kv: _key(kv[0])):
             for l, c in enumerate(coefficients[: order_ + 1]):
-                c = sp.factor_terms(sp.expand((-1) ** order(tree) * c / symmetry(tree)))
+                c = (-1) ** order(tree) * c / symmetry(tree)
+                c = sp.factor(sp.cancel(c)) if c.has(sp.Pow) and not c.is_polynomial() else sp.factor_terms(sp.expand(c))
                 if c != 0:
                     terms[l].append((c, tree))
     return CoordinateFreeModifiedEquation(rule, order_, tuple(tuple(t) for t in terms))

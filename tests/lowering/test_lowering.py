@@ -118,7 +118,7 @@ def test_coordinate_free_mlp_matches_dense(rule_, order, values):
 
 
 @pytest.mark.slow
-@settings(max_examples=5, deadline=None)
+@settings(max_examples=3, deadline=None)
 @given(
     shapes=st.lists(st.integers(1, 3), min_size=1, max_size=3),
     h=st.floats(0.01, 0.3),

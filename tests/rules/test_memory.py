@@ -214,9 +214,21 @@ def test_iterates_match_optax():
         np.testing.assert_allclose(path[-1], theta, rtol=1e-12, atol=1e-14, err_msg=rule_.name)
 
 
-def test_coordinate_free_view_is_refused_with_advice():
+def test_coordinate_free_view_of_element_wise_rules_is_refused_with_advice():
     with pytest.raises(bea.UnsupportedError, match="concrete loss"):
-        bea.modified_equation(HeavyBall(), 1)
+        bea.modified_equation(Adam(), 1)
+
+
+@pytest.mark.parametrize("rule_, order", [(HeavyBall(), 2), (Nesterov(), 1)], ids=["heavy-ball", "nesterov"])
+def test_coordinate_free_momentum_equals_concrete(rule_, order):
+    """The B-series of the slow manifold, instantiated on a loss, equals the concrete engine (another code path)."""
+    cf = bea.modified_equation(rule_, order)
+    concrete = bea.modified_equation(rule_, order, loss=SMALL, params=[a, b])
+    for got, want in zip(cf.evaluate(loss=SMALL, params=[a, b]), concrete.terms):
+        assert _zero(got - want)
+    g, H = _grad(SMALL, [a, b]), sp.hessian(SMALL, [a, b])
+    if isinstance(rule_, HeavyBall) and not isinstance(rule_, Nesterov):
+        assert _zero(cf.evaluate(loss=SMALL, params=[a, b])[1] + (1 + beta) / (2 * (1 - beta) ** 3) * H * g)
 
 
 def test_finite_n_heavy_ball_closed_form_and_limit():

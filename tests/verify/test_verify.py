@@ -103,9 +103,8 @@ def test_x64_required():
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "rule_",
-    [GD(), HeavyBall(beta=0.5), RMSProp(rho=0.5, eps=0.1), Adam(beta=0.5, rho=0.6, eps=0.1),
-     Adam(beta=0.5, rho=0.6, eps=0.1, eps_position="outside")],
-    ids=["gd", "heavy-ball", "rmsprop", "adam", "adam-eps-outside"],
+    [GD(), HeavyBall(beta=0.5), Adam(beta=0.5, rho=0.6, eps=0.1)],
+    ids=["gd", "heavy-ball", "adam"],
 )
 def test_against_optax_iterates(rule_):
     """The same sweep with optax's optimizer taking the step (state on the slow manifold)."""
