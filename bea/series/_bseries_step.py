@@ -221,16 +221,12 @@ def _multiplicity_factorials(trees) -> int:
 
 
 def _memory_step(rule, theta: TreeVector, oracle: TreeOracle, h) -> TreeVector:
-    """theta' on the slow manifold of a rule with memory, as a B-series (see `_slow_manifold`)."""
-    decays = [sp.sympify(d) for d in rule.decays()]
-    state = [TreeVector({}, theta.n) for _ in decays]
-    for _ in range((theta.n + 2) * (len(decays) + 1) + 2):
-        moved, new_state = rule.update(theta, tuple(state), oracle, h, None)
-        residual = [s_new - oracle.compose(s, moved) for s, s_new in zip(state, new_state)]
-        if all(not r.terms for r in residual):
-            return moved
-        state = [s + r / (1 - d) for s, r, d in zip(state, residual, decays)]
-    raise InconsistentRuleError(f"the state recursion of {rule.name} did not settle on a slow manifold (B-series)")
+    """theta' on the slow manifold of a rule with memory, as a B-series (see `_slow_manifold.settle`)."""
+    from ._slow_manifold import settle
+
+    moved, _ = settle(rule, theta, oracle, h, zero_state=lambda: TreeVector({}, theta.n), compose=oracle.compose,
+                      vanishes=lambda r: not r.terms, order=theta.n)
+    return moved
 
 
 def bseries_modified_field(rule, order_: int) -> dict:

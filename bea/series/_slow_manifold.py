@@ -25,27 +25,47 @@ from .._errors import InconsistentRuleError
 from ._jet import ScalarSeries, VectorSeries
 from ._oracle import taylor_at
 
-__all__ = ["slow_manifold_step"]
+__all__ = ["settle", "slow_manifold_step"]
 
 
-def slow_manifold_step(rule, theta: VectorSeries, grad, h: ScalarSeries) -> tuple[VectorSeries, list]:
-    """(theta' = update(theta, S_h(theta)), [S_h]) with S_h the slow manifold, to the truncation of theta."""
-    algebra = theta.algebra
-    order = theta.order
+def settle(rule, theta, grad, h, *, zero_state, compose, vanishes, order: int):
+    """The quasi-Newton sweeps on any representation: returns (theta', states on the slow manifold).
+
+    `zero_state()` is an empty state, `compose(S, point)` evaluates S at a point
+    theta + O(h), `vanishes(residual)` is an exact zero test. Used on truncated
+    series (concrete view) and on B-series (`_bseries_step`, coordinate-free view).
+    """
     decays = [sp.sympify(d) for d in rule.decays()]
-    state = [VectorSeries.constant(algebra, [algebra.zero] * theta.dim, order) for _ in decays]
+    state = [zero_state() for _ in decays]
     sweeps = (order + 2) * (len(decays) + 1) + 2
     for _ in range(sweeps):
         theta_next, state_next = rule.update(theta, tuple(state), grad, h, None)
-        _check_state(rule, state_next, len(decays))
-        residual = [s_next - _compose(s, theta_next) for s, s_next in zip(state, state_next)]
-        if all(_vanishes(algebra, r) for r in residual):
+        if len(state_next) != len(decays):
+            raise InconsistentRuleError(
+                f"the update of {rule.name} must return (theta, state) with {len(decays)} state vector(s)"
+            )
+        residual = [s_next - compose(s, theta_next) for s, s_next in zip(state, state_next)]
+        if all(vanishes(r) for r in residual):
             return theta_next, state
         state = [s + r / (1 - d) for s, r, d in zip(state, residual, decays)]
     raise InconsistentRuleError(
         f"the state recursion of {rule.name} did not settle on a slow manifold after {sweeps} sweeps: "
         "check that decays() gives each state's contraction factor at h = 0 and that it lies in [0, 1)"
     )
+
+
+def slow_manifold_step(rule, theta: VectorSeries, grad, h: ScalarSeries) -> tuple[VectorSeries, list]:
+    """(theta' = update(theta, S_h(theta)), [S_h]) with S_h the slow manifold, to the truncation of theta."""
+    algebra = theta.algebra
+
+    def zero_state():
+        return VectorSeries.constant(algebra, [algebra.zero] * theta.dim, theta.order)
+
+    def vanishes(residual) -> bool:
+        _check_state(rule, [residual], 1)
+        return _vanishes(algebra, residual)
+
+    return settle(rule, theta, grad, h, zero_state=zero_state, compose=_compose, vanishes=vanishes, order=theta.order)
 
 
 def _check_state(rule, state, expected: int) -> None:
