@@ -194,12 +194,6 @@ class _Game(Rule):
                 f"but {count} parameters were given; list player 1's parameters first"
             )
 
-    def _moves(self, theta, grad, h, at_first, at_second):
-        n1, n = self.players[0], sum(self.players)
-        first = block(grad[0](at_first), 0, n1)
-        second = block(grad[1](at_second), n1, n)
-        return first, second
-
 
 @dataclasses.dataclass(frozen=True)
 class SimultaneousGD(_Game):
@@ -211,8 +205,8 @@ class SimultaneousGD(_Game):
     name = "simultaneous-gd"
 
     def step(self, theta, grad, h):
-        first, second = self._moves(theta, grad, h, theta, theta)
-        return theta - h * first - self.ratio * h * second
+        n1, n = self.players[0], sum(self.players)
+        return theta - h * block(grad[0](theta), 0, n1) - self.ratio * h * block(grad[1](theta), n1, n)
 
 
 @dataclasses.dataclass(frozen=True)
