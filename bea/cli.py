@@ -19,6 +19,7 @@ from . import rules as _rules
 from ._errors import BeaError, ParseError
 from ._parse import parse_expression, parse_symbols
 from .exports import NoModifiedLossError
+from .series._colored_trees import Colored
 from .series._coordinate_free import gradient_text
 from .series._derive import modified_equation
 from .series._trees import level_sequence, tree_coefficients
@@ -112,6 +113,12 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="print the rooted-tree coefficients b(t) of the modified field, f~ = sum_t "
                         "h^(|t|-1) b(t)/sigma(t) F(t), for all trees with at most P+1 nodes (Runge-Kutta-type "
                         "rules; no loss needed)")
+    derive.add_argument("--batches", type=int, metavar="N",
+                        help="sgd-steps without --loss: the number of batches (coordinate-free view; default 2)")
+    derive.add_argument("--initial-point", action="store_true",
+                        help="coordinate-free view, order <= 1: the modified loss(es) that depend on the initial "
+                        "point theta_0 of the step (Rosca & Deisenroth 2024), one per player in games; they "
+                        "exist where the plain field is not a gradient (SGD over batches, games)")
     derive.add_argument("--modified-loss", action="store_true",
                         help="also give the modified loss E~ (f_0 + ... + h^P f_P = -grad E~) when the field is a "
                         "gradient; otherwise say at which order it stops being one")
@@ -195,18 +202,50 @@ def _modified_loss(result, wanted: bool):
         return None, str(exc)
 
 
+def _tree_json(cf, c, t) -> dict:
+    if not isinstance(t, Colored):
+        return {"coefficient": str(c), "level_sequence": level_sequence(t), "text": gradient_text(t)}
+    levels, nodes = [], []
+
+    def walk(node, level):  # pre-order, children in bea's canonical order
+        levels.append(level)
+        block = node.label.block
+        nodes.append({"loss": node.label.loss + 1, "player": None if block is None else block + 1})
+        for child in node.children:
+            walk(child, level + 1)
+
+    walk(t, 1)
+    return {"coefficient": str(c), "level_sequence": levels, "nodes": nodes, "text": cf.tree_text(t)}
+
+
+def _initial_point(args, cf) -> str:
+    ip = cf.initial_point_loss()
+    players = range(len(ip.players))
+    if args.format == "json":
+        return json.dumps({
+            "rule": args.rule, "order": args.order, "view": "initial-point modified loss",
+            "losses": [{"player": (p + 1) if cf.n_players else None, "text": ip.text(p), "latex": ip.latex(p)}
+                       for p in players],
+        }, ensure_ascii=False)
+    if args.format == "latex":
+        names = cf.notation.players_latex
+        return "\n".join((rf"\tilde{{E}}_{{{names[p]}}}" if cf.n_players else r"\tilde{E}") + f" = {ip.latex(p)}"
+                         for p in players)
+    names = cf.notation.players_text
+    return "\n".join((f"E~_{names[p]}" if cf.n_players else "E~") + f" = {ip.text(p)}" for p in players)
+
+
 def _coordinate_free(args, rule) -> str:
     cf = modified_equation(rule, args.order)
+    if args.initial_point:
+        return _initial_point(args, cf)
     loss, note = _modified_loss(cf, args.modified_loss)
     if args.format == "json":
         data = {
             "rule": args.rule,
             "order": args.order,
             "view": "coordinate-free",
-            "coordinate_free_terms": [
-                [{"coefficient": str(c), "level_sequence": level_sequence(t), "text": gradient_text(t)} for c, t in term]
-                for term in cf.terms
-            ],
+            "coordinate_free_terms": [[_tree_json(cf, c, t) for c, t in term] for term in cf.terms],
         }
         if args.modified_loss:
             data["modified_loss"] = None if loss is None else [
@@ -230,7 +269,15 @@ def _derive(args) -> str:
     fields = {f.name for f in dataclasses.fields(default)} if dataclasses.is_dataclass(default) else set()
     options, values = _split_assignments(entry, fields, args.assignments)
     if args.rule == "sgd-steps":
-        options["n"] = len(args.loss or ()) or 2
+        if args.batches is not None and args.loss and args.batches != len(args.loss):
+            raise ParseError(f"--batches {args.batches} but {len(args.loss)} --loss given")
+        if args.batches is not None and args.batches < 1:
+            raise ParseError(f"--batches must be positive, got {args.batches}")
+        options["n"] = len(args.loss or ()) or args.batches or 2
+    elif args.batches is not None:
+        raise ParseError("--batches is for sgd-steps")
+    if args.initial_point and (args.loss or args.params):
+        raise ParseError("--initial-point is part of the coordinate-free view: leave out --loss and --params")
     if args.rule in ("simultaneous-gd", "alternating-gd") and args.params:
         if len(args.params) != 2:
             raise ParseError(f"{args.rule} needs --params twice, once per player (got {len(args.params)})")

@@ -3,7 +3,7 @@
 import re
 
 KNOWN = {"begin", "end", "frac", "left", "right", "mathcal", "tilde", "log", "exp", "tanh", "sqrt", "mu",
-         "rho", "gamma", "epsilon", "operatorname", "nabla", "dot", "theta", "cdot"}
+         "rho", "gamma", "epsilon", "operatorname", "nabla", "dot", "theta", "cdot", "phi", "beta"}
 
 
 def check_latex(text):

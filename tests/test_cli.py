@@ -132,3 +132,27 @@ def test_verify_json_and_plot(capsys, tmp_path):
 def test_verify_reports_unusable_sweeps(capsys):
     code, _, err = run(capsys, "verify", "gd", "--model", "two-param", "--order", "1", "--h", "0.5,0.4,0.3", "--local-only")
     assert code == 2 and "usable" in err and "pre-asymptotic" in err
+
+
+def test_several_losses_coordinate_free(capsys):
+    code, out, _ = run(capsys, "derive", "sgd-steps", "--batches", "3", "--order", "1", "--json")
+    assert code == 0
+    data = json.loads(out)
+    alignment = [t for t in data["coordinate_free_terms"][1] if t["text"] == "∇²E₂ ∇E₁"]
+    assert alignment == [{"coefficient": "1/6", "level_sequence": [1, 2], "text": "∇²E₂ ∇E₁",
+                          "nodes": [{"loss": 2, "player": None}, {"loss": 1, "player": None}]}]
+    code, out, _ = run(capsys, "derive", "simultaneous-gd", "--order", "1", "--initial-point")
+    assert code == 0 and out.splitlines()[0] == "E~_φ = E_φ + h (1/4 |∇_φE_φ|² + 1/2 ∇_θE_φ·∇_θE_θ(φ₀, θ₀))"
+    code, out, _ = run(capsys, "derive", "sgd-steps", "--order", "1", "--initial-point", "--json")
+    assert code == 0 and "∇E₂·∇E₁(θ₀)" in json.loads(out)["losses"][0]["text"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["gd", "--order", "1", "--batches", "2"], "sgd-steps"),
+    (["sgd-steps", "--order", "1", "--batches", "3", "--loss", "a", "--loss", "b", "--params", "a,b"], "--batches 3"),
+    (["gd", "--order", "1", "--initial-point", "--loss", "a**2", "--params", "a"], "coordinate-free"),
+    (["sgd-steps", "--order", "2", "--initial-point"], "order <= 1"),
+])
+def test_several_losses_bad_input(capsys, args, words):
+    code, out, err = run(capsys, "derive", *args)
+    assert code == 2 and out == "" and words in err and err.count("\n") == 1

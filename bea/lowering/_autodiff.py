@@ -9,6 +9,10 @@ computed by m nested `jax.jvp`s (forward over reverse): a Hessian-vector
 product for m = 1, never a Hessian or larger tensor, so memory stays linear in
 the number of parameters. Subtrees shared between terms are computed once
 (Griewank & Walther, Evaluating Derivatives, 2nd ed., SIAM 2008, doi:10.1137/1.9780898717761).
+
+With several losses each node uses the gradient of its own loss; in games the
+params are one pytree per player and a node of player p keeps p's part only
+(the projection P_p: the other players' leaves set to zero).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from .._errors import UnknownSymbolError
 from ..series._jet import STEP_SIZE
 from ._x64 import require_x64
 
-__all__ = ["lower_coordinate_free"]
+__all__ = ["lower_coordinate_free", "lower_initial_point_loss"]
 
 
 def _directional(grad: Callable, x, directions: list):
@@ -50,14 +54,25 @@ def _check_params(params):
             )
 
 
-def lower_coordinate_free(cf, loss: Callable, *, allow_float32: bool = False):
-    """field(params, h, **hyperparameters) -> pytree like params, for a JAX loss of a parameter pytree."""
+def _loss_functions(cf, loss) -> list:
+    functions = list(loss) if isinstance(loss, (list, tuple)) else [loss]
+    if not all(callable(f) for f in functions):
+        raise TypeError("loss= must be a JAX function of the parameter pytree returning a scalar (or a list of them)")
+    needed = cf.n_losses if cf.colored else 1
+    if len(functions) != needed:
+        raise TypeError(f"{getattr(cf.rule, 'name', 'the rule')} has {needed} loss(es); loss= gave {len(functions)}")
+    return functions
+
+
+def lower_coordinate_free(cf, loss, *, allow_float32: bool = False):
+    """field(params, h, **hyperparameters) -> pytree like params, for JAX losses of a parameter pytree."""
     import jax
     import jax.numpy as jnp
     from jax.flatten_util import ravel_pytree
 
-    if not callable(loss):
-        raise TypeError("loss= must be a JAX function of the parameter pytree returning a scalar")
+    from ..series._colored_trees import Colored
+
+    functions = _loss_functions(cf, loss)
     if not allow_float32:
         require_x64("lowering a coordinate-free modified equation to JAX")
     coefficients = [(l, c, t) for l in range(cf.order + 1) for c, t in cf.terms[l]]
@@ -66,20 +81,29 @@ def lower_coordinate_free(cf, loss: Callable, *, allow_float32: bool = False):
     names = tuple(s.name for s in symbols)
     weights = sp.lambdify([STEP_SIZE, *symbols], [STEP_SIZE**l * c for l, c, _ in coefficients], modules="jax")
     trees = [t for _, _, t in coefficients]
+    players = cf.n_players
 
-    def field_flat(flat, unravel, h, values):
-        def energy(x):
-            value = loss(unravel(x))
-            if jnp.shape(value) != ():
-                raise TypeError(f"the loss must return a scalar, got shape {jnp.shape(value)}")
-            return value
+    def field_flat(flat, unravel, masks, h, values):
+        def energy(k):
+            def value_of(x):
+                value = functions[k](unravel(x))
+                if jnp.shape(value) != ():
+                    raise TypeError(f"the loss must return a scalar, got shape {jnp.shape(value)}")
+                return value
 
-        grad = jax.grad(energy)
+            return value_of
+
+        grads = [jax.grad(energy(k)) for k in range(len(functions))]
         cache: dict = {}
 
         def G(tree):
             if tree not in cache:
-                cache[tree] = grad(flat) if not tree else _directional(grad, flat, [G(c) for c in tree])
+                if isinstance(tree, Colored):
+                    grad, kids, block = grads[tree.label.loss], tree.children, tree.label.block
+                else:
+                    grad, kids, block = grads[0], tree, None
+                value = grad(flat) if not kids else _directional(grad, flat, [G(c) for c in kids])
+                cache[tree] = value if block is None else value * masks[block]
             return cache[tree]
 
         total = jnp.zeros_like(flat)
@@ -90,7 +114,9 @@ def lower_coordinate_free(cf, loss: Callable, *, allow_float32: bool = False):
     @jax.jit
     def run(params, h, values):
         flat, unravel = ravel_pytree(params)
-        return unravel(field_flat(flat, unravel, h, values))
+        # one pytree per player: P_p keeps player p's entries of the flat vector
+        masks = _player_masks(params, flat, players) if players else []
+        return unravel(field_flat(flat, unravel, masks, h, values))
 
     def field(params, h, **values):
         missing = [n for n in names if n not in values]
@@ -100,9 +126,70 @@ def lower_coordinate_free(cf, loss: Callable, *, allow_float32: bool = False):
         if unknown:
             raise UnknownSymbolError(f"unknown keyword(s) {', '.join(unknown)}; this field takes {list(names)}")
         _check_params(params)
+        if players and (not isinstance(params, (list, tuple)) or len(params) != players):
+            raise TypeError(f"this field has {players} players: pass params as a tuple of {players} pytrees, one each")
         return run(params, jnp.asarray(h, dtype=jnp.float64 if not allow_float32 else None),
                    tuple(jnp.asarray(values[n]) for n in names))
 
     field.symbols = names
     field.__doc__ = f"Coordinate-free modified field of {getattr(cf.rule, 'name', cf.rule)} through order {cf.order}."
     return field
+
+
+def _player_masks(params, flat, players: int):
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+
+    sizes = [ravel_pytree(p)[0].size for p in params]
+    offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+    index = jnp.arange(flat.size)
+    return [((index >= offsets[i]) & (index < offsets[i + 1])).astype(flat.dtype) for i in range(players)]
+
+
+def lower_initial_point_loss(ip, loss, *, allow_float32: bool = False):
+    """loss_fn(params, params0, h, **hyperparameters): Rosca's E~(theta; theta_0), a tuple per player in games."""
+    import jax
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+
+    functions = list(loss) if isinstance(loss, (list, tuple)) else [loss]
+    if not all(callable(f) for f in functions):
+        raise TypeError("loss= must be a JAX function of the parameter pytree returning a scalar (or a list of them)")
+    if not allow_float32:
+        require_x64("lowering an initial-point modified loss to JAX")
+    pieces = [(p, l, c, pot) for p, orders in enumerate(ip.players) for l, terms in enumerate(orders) for c, pot in terms]
+    needed = max(max(pot.a, pot.b or 0) for *_, pot in pieces) + 1
+    if len(functions) < needed:
+        raise TypeError(f"this loss involves {needed} loss functions; loss= gave {len(functions)}")
+    free = set().union(*(sp.sympify(c).free_symbols for _, _, c, _ in pieces)) - {STEP_SIZE}
+    symbols = tuple(sorted(free, key=str))
+    names = tuple(s.name for s in symbols)
+    weights = sp.lambdify([STEP_SIZE, *symbols], [STEP_SIZE**l * c for _, l, c, _ in pieces], modules="jax")
+    players = ip.cf.n_players
+
+    @jax.jit
+    def run(params, params0, h, values):
+        flat, unravel = ravel_pytree(params)
+        flat0, _ = ravel_pytree(params0)
+        masks = _player_masks(params, flat, players) if players else []
+        grads = [jax.grad(lambda x, f=f: f(unravel(x))) for f in functions]
+        out = [jnp.zeros((), flat.dtype) for _ in range(len(ip.players))]
+        for w, (p, _, _, pot) in zip(weights(h, *values), pieces):
+            if pot.b is None:
+                value = functions[pot.a](unravel(flat))
+            else:
+                mask = 1.0 if pot.block is None else masks[pot.block]
+                value = jnp.vdot(grads[pot.a](flat) * mask, grads[pot.b](flat0 if pot.frozen else flat) * mask)
+            out[p] = out[p] + w * value
+        return tuple(out) if players else out[0]
+
+    def loss_fn(params, params0, h, **values):
+        missing = [n for n in names if n not in values]
+        if missing:
+            raise UnknownSymbolError(f"missing hyperparameter value(s) {', '.join(missing)}; pass them as keywords")
+        _check_params(params)
+        return run(params, params0, jnp.asarray(h, dtype=jnp.float64 if not allow_float32 else None),
+                   tuple(jnp.asarray(values[n]) for n in names))
+
+    loss_fn.symbols = names
+    return loss_fn

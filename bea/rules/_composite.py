@@ -33,6 +33,8 @@ def block(vector, start: int, stop: int):
     """The vector with every entry outside [start, stop) set to zero (one player's block)."""
     from ..series._jet import ScalarSeries, VectorSeries
 
+    if hasattr(vector, "block"):  # a B-series (coordinate-free view): project the root of every tree
+        return vector.block(start, stop)
     if isinstance(vector, VectorSeries):
         zero = ScalarSeries(vector.algebra, [vector.algebra.zero] * len(vector.coeffs), vector.valid)
         return VectorSeries.stack([vector.component(i) if start <= i < stop else zero for i in range(vector.dim)])

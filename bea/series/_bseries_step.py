@@ -6,7 +6,9 @@ polynomials in h and the hyperparameters (EGR's mu, SAM's c in rho = c h):
 
     Phi_h(theta) = theta + sum_t a_t(h) F(t)/sigma(t).
 
-The step is run on `TreeVector`s, using (Hairer, Lubich & Wanner, Lemma III.1.9)
+With several losses (SGD steps over batches, games) the trees are coloured by
+the field of each node, f_{k,p} = -P_p grad E_k (`_colored_trees`). The step is
+run on `TreeVector`s, using (Hairer, Lubich & Wanner, Lemma III.1.9)
 
     f(theta + sum_t k_t F(t)/sigma(t)) = sum_{u = [t_1..t_m]} (prod_i k_{t_i}) F(u)/sigma(u),
 
@@ -19,14 +21,23 @@ from __future__ import annotations
 
 import numbers
 from collections import Counter
-from itertools import combinations_with_replacement, product
 from math import factorial
 
 import sympy as sp
 
 from .._errors import InconsistentRuleError, UnknownSymbolError, UnsupportedError
+from ._colored_trees import (
+    Colored,
+    Label,
+    colored_cuts,
+    colored_order,
+    colored_symmetry,
+    colored_trees_up_to,
+    labels_of,
+    make,
+    to_plain,
+)
 from ._jet import ScalarSeries
-from ._trees import _cuts, _sort, order, trees_up_to
 
 __all__ = ["bseries_modified_field"]
 
@@ -41,11 +52,14 @@ class _RationalFunctions:
 
     def __init__(self, symbols=()):
         self.field = sp.QQ.frac_field(*sorted(symbols, key=str)) if symbols else sp.QQ
+        self._converted: dict = {}
 
     def from_expr(self, expr):
         if self.field.of_type(expr):
             return expr
-        return self.field.from_sympy(sp.sympify(expr))
+        if expr not in self._converted:  # the rule's scalars (1 - beta, ...) come back every step
+            self._converted[expr] = self.field.from_sympy(sp.sympify(expr))
+        return self._converted[expr]
 
     def to_expr(self, value) -> sp.Expr:
         return self.field.to_sympy(value)
@@ -73,12 +87,25 @@ def _hpoly(coefficients) -> ScalarSeries:
     return ScalarSeries(_SCALARS, [_SCALARS.from_expr(c) for c in coefficients])
 
 
+def _scaled(series: ScalarSeries, q) -> ScalarSeries:
+    """series * q for a rational number q, in the coefficient field (no SymPy round trip)."""
+    if q == 1:
+        return series
+    q = _SCALARS.field.convert(sp.Rational(q))
+    return ScalarSeries(_SCALARS, [c * q for c in series.coeffs], series.valid)
+
+
+def _valuation(series: ScalarSeries) -> int:
+    """The lowest power of h with a nonzero coefficient (len(coeffs) if none)."""
+    return next((i for i, c in enumerate(series.coeffs) if c), len(series.coeffs))
+
+
 def _is_zero(series: ScalarSeries) -> bool:
     return all(not c for c in series.coeffs)
 
 
 class TreeVector:
-    """theta * c_theta + sum_t k_t(h) F(t)/sigma(t), keyed by tree (None for theta)."""
+    """theta * c_theta + sum_t k_t(h) F(t)/sigma(t), keyed by coloured tree (None for theta)."""
 
     __array_priority__ = 1000
     is_vector = True  # scalars defer to us in products
@@ -121,6 +148,24 @@ class TreeVector:
         scalar = ScalarSeries.coerce(other, _SCALARS, self.n)
         return TreeVector({k: v / scalar for k, v in self.terms.items()}, self.n)
 
+    def block(self, start: int, stop: int) -> TreeVector:
+        """P F(t) for the projection P on parameters [start, stop): relabels the root of every tree."""
+        out = {}
+        for t, v in self.terms.items():
+            if t is _IDENTITY:
+                raise UnsupportedError(
+                    "a projection of theta itself (not of a gradient) has no coordinate-free form here; "
+                    "derive on concrete losses"
+                )
+            block = t.label.block
+            if block is None or block == (start, stop):
+                out[make(Label(t.label.loss, (start, stop)), t.children)] = v
+            elif block[1] <= start or stop <= block[0]:
+                continue  # P_q P_p = 0 for disjoint blocks
+            else:
+                raise UnsupportedError(f"overlapping parameter blocks {block} and {(start, stop)}")
+        return TreeVector(out, self.n)
+
     def increments(self):
         base = self.terms.get(_IDENTITY)
         if base is None or base.coeffs[0] != 1 or any(x for x in base.coeffs[1:]):
@@ -131,22 +176,25 @@ class TreeVector:
 
 
 class TreeOracle:
-    """grad(x) = -f(x) and grad.hvp(x, v) = -f'(x) v on tree vectors, f = -grad E."""
+    """grad(x) = -f(x) and grad.hvp(x, v) = -f'(x) v on tree vectors, f = -grad E_k."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, n_losses: int = 1, label: Label = Label(0)):
         self.n = n
+        self.n_losses = n_losses
+        self.label = label
 
-    def derivative(self, x: TreeVector, vectors=()) -> TreeVector:
-        """f^{(m)}(x)[v_1, ..., v_m] for x = theta + increments, f = -grad E.
+    def derivative(self, x: TreeVector, vectors=(), label: Label | None = None) -> TreeVector:
+        """f^{(m)}(x)[v_1, ..., v_m] for x = theta + increments, f = f_label.
 
         With x - theta = sum_d k_d F(d)/sigma(d) and v_i = sum_u w_iu F(u)/sigma(u),
         f^{(m)}(x)[v..] = sum_j f^{(m+j)}(theta)[(x - theta)^j, v..]/j!, and
         f^{(r)}(theta)[F(u_1)/sigma(u_1), ...] = F(U)/sigma(U) prod_u mult_U(u)!
         for the tree U = [u_1, ...] (Hairer, Lubich & Wanner, Lemma III.1.9).
+        Products whose coefficients start beyond h^n are never formed.
         """
+        label = self.label if label is None else label
         inc = x.increments()
-        # Increments must be O(h) for the Taylor series to be finite at each order.
-        for k, v in inc.items():
+        for v in inc.values():  # increments must be O(h) for the Taylor series to be finite at each order
             if v.coeffs[0]:
                 raise UnknownSymbolError(
                     "an evaluation point moves by O(1) (e.g. SAM with an independent radius rho); "
@@ -155,46 +203,60 @@ class TreeOracle:
         for v in vectors:
             if _IDENTITY in v.terms:
                 raise UnknownSymbolError("a derivative applied to theta itself has no B-series form")
-        support = list(inc)
-        sizes = [order(t) for t in support]  # the coefficient of F(t) in an increment is O(h^|t|)
-        choices = list(product(*[list(v.terms.items()) for v in vectors]))
+        n = self.n
+        # Prune by powers of h: a product of coefficients of valuations v_i starts at h^{sum v_i}.
+        support = sorted(inc, key=lambda t: _valuation(inc[t]))
+        lows = [_valuation(inc[t]) for t in support]
+        columns = [sorted(v.terms.items(), key=lambda kv: _valuation(kv[1])) for v in vectors]
+        smallest = [min((_valuation(w) for _, w in c), default=n + 1) for c in columns]
+        still_needed = [sum(smallest[i:]) for i in range(len(columns) + 1)]
         out: dict = {}
-        for m in range(self.n + 1):
-            for children in combinations_with_replacement(range(len(support)), m):
-                if sum(sizes[i] for i in children) > self.n:
-                    continue
-                weight = _hpoly([1] + [0] * self.n)
-                for i in children:
-                    weight = weight * inc[support[i]]
-                    if _is_zero(weight):
-                        break
-                if _is_zero(weight):
-                    continue
-                trees = [support[i] for i in children]
-                below = _multiplicity_factorials(trees)
-                for choice in choices:
-                    everything = trees + [u for u, _ in choice]
-                    term = weight * sp.Rational(_multiplicity_factorials(everything), below)
-                    for _, w in choice:
-                        term = term * w
-                    u = _sort(everything)
-                    out[u] = out[u] + term if u in out else term
-        return TreeVector(out, self.n)
 
-    def elementary(self, tree, x: TreeVector, cache: dict) -> TreeVector:
+        def vector_choices(i, low, trees, weight):
+            if i == len(columns):
+                yield trees, weight, low
+                return
+            for u, w in columns[i]:
+                grown = low + _valuation(w)
+                if grown + still_needed[i + 1] > n:
+                    break
+                yield from vector_choices(i + 1, grown, trees + [u], w if weight is None else weight * w)
+
+        def child_choices(start, low, trees, weight):
+            yield trees, weight, low
+            for j in range(start, len(support)):
+                grown = low + lows[j]
+                if grown > n:
+                    break
+                w = inc[support[j]] if weight is None else weight * inc[support[j]]
+                if not _is_zero(w):
+                    yield from child_choices(j, grown, trees + [support[j]], w)
+
+        for v_trees, v_weight, v_low in vector_choices(0, 0, [], None):
+            for c_trees, c_weight, _ in child_choices(0, v_low, [], None):
+                everything = c_trees + v_trees
+                weight = v_weight if c_weight is None else (c_weight if v_weight is None else c_weight * v_weight)
+                if weight is None:
+                    weight = _hpoly([1] + [0] * n)
+                q = sp.Rational(_multiplicity_factorials(everything), _multiplicity_factorials(c_trees))
+                term = _scaled(weight, q)
+                u = make(label, everything)
+                out[u] = out[u] + term if u in out else term
+        return TreeVector(out, n)
+
+    def elementary(self, tree: Colored, x: TreeVector, cache: dict) -> TreeVector:
         """F(tree)(x) as a tree vector (x = theta + increments)."""
         if tree not in cache:
-            cache[tree] = self.derivative(x, [self.elementary(c, x, cache) for c in tree])
+            children = [self.elementary(c, x, cache) for c in tree.children]
+            cache[tree] = self.derivative(x, children, tree.label)
         return cache[tree]
 
     def compose(self, s: TreeVector, x: TreeVector) -> TreeVector:
         """s(x) for s = c theta + sum_t k_t F(t)/sigma(t) and a point x = theta + increments."""
-        from ._trees import symmetry
-
         cache: dict = {}
         total = TreeVector({}, self.n)
         for t, k in s.terms.items():
-            total = total + (x * k if t is _IDENTITY else self.elementary(t, x, cache) * (k / symmetry(t)))
+            total = total + (x * k if t is _IDENTITY else self.elementary(t, x, cache) * (k / colored_symmetry(t)))
         return total
 
     def __call__(self, x):
@@ -207,10 +269,9 @@ class TreeOracle:
         raise UnknownSymbolError("loss values have no B-series form; the coordinate-free view needs grad and hvp only")
 
     def __getitem__(self, k):
-        raise UnsupportedError(
-            "the coordinate-free view of rules with several losses (colored trees) is not available yet; "
-            "derive on concrete losses with losses=[...] and params=[...]"
-        )
+        if not 0 <= k < self.n_losses:
+            raise IndexError(f"the rule asked for loss {k}, but it declares {self.n_losses} loss(es)")
+        return TreeOracle(self.n, self.n_losses, Label(k))
 
 
 def _multiplicity_factorials(trees) -> int:
@@ -230,14 +291,27 @@ def _memory_step(rule, theta: TreeVector, oracle: TreeOracle, h) -> TreeVector:
 
 
 def bseries_modified_field(rule, order_: int) -> dict:
-    """{tree: [coefficient of h^1, ..., h^{order+1}] of h f~} for a gradient rule (SymPy coefficients)."""
+    """{tree: [coefficient of h^1, ..., h^{order+1}] of f~ h} for a gradient rule (SymPy coefficients).
+
+    Trees are plain (`_trees`) when the rule has one field, `Colored` otherwise.
+    """
     global _SCALARS
     previous, _SCALARS = _SCALARS, _RationalFunctions(rule.free_symbols)
     try:
         field = _bseries_modified_field(rule, order_)
-        return {t: [_SCALARS.to_expr(c) for c in v] for t, v in field.items()}
+        labels = set().union(*(labels_of(t) for t in field)) if field else set()
+        if labels <= {Label(0)}:
+            return {to_plain(t): [_SCALARS.to_expr(c) for c in v] for t, v in field.items()}
+        # Blocks (start, stop) become player indices 0, 1, ...: the result holds for any block sizes.
+        players = {b: i for i, b in enumerate(sorted({label.block for label in labels} - {None}))}
+        return {_relabel(t, players): [_SCALARS.to_expr(c) for c in v] for t, v in field.items()}
     finally:
         _SCALARS = previous
+
+
+def _relabel(t: Colored, players: dict) -> Colored:
+    label = Label(t.label.loss, None if t.label.block is None else players[t.label.block])
+    return make(label, [_relabel(c, players) for c in t.children])
 
 
 def _bseries_modified_field(rule, order_: int) -> dict:
@@ -246,7 +320,7 @@ def _bseries_modified_field(rule, order_: int) -> dict:
         m = n + guard
         theta = TreeVector({_IDENTITY: _hpoly([1] + [0] * m)}, m)
         h = _hpoly([0, 1] + [0] * (m - 1))
-        oracle = TreeOracle(m)
+        oracle = TreeOracle(m, rule.n_losses)
         phi = _memory_step(rule, theta, oracle, h) if hasattr(rule, "decays") else rule.step(theta, oracle, h)
         if not isinstance(phi, TreeVector):
             raise InconsistentRuleError(f"the step of {rule.name} did not return the parameter vector")
@@ -256,22 +330,26 @@ def _bseries_modified_field(rule, order_: int) -> dict:
     if base is None or base.coeffs[0] != 1 or any(x for x in base.coeffs[1:]):
         raise InconsistentRuleError(f"the step of {rule.name} is not theta + O(h)")
     a = {t: _hpoly(v.coeffs[: n + 1]) for t, v in phi.terms.items() if t is not _IDENTITY}
-    largest = max((order(t) for t in a), default=1)
+    labels = set().union(*(labels_of(t) for t in a)) if a else set()
+    # val(b(t)) >= |t|/r with r = max |t|/val(a(t)) (by induction over the cuts), so trees with more than
+    # r n nodes vanish; r = 1 when every increment is O(h) and hyperparameters are tied to h.
+    ratio = max((sp.Rational(colored_order(t), max(_valuation(v), 1)) for t, v in a.items()), default=1)
     b: dict = {}
     lie: dict = {}
     zero = _hpoly([0] * (n + 1))
-    for t in trees_up_to(largest * n):
+    for t in colored_trees_up_to(int(ratio * n), labels):
         total = zero
-        for k in range(2, n + 1):  # each factor of b is O(h): L_k = O(h^k)
+        for k in range(2, colored_order(t) + 1):  # L_k(t) needs k - 1 cuts
             value = zero
-            for root_part, cut_off in _cuts(t):
+            for root_part, cut_off in colored_cuts(t):
                 prev = b.get(root_part) if k == 2 else lie.get((k - 1, root_part))
                 if prev is not None and cut_off in b:
                     value = value + prev * b[cut_off]
             if not _is_zero(value):
                 lie[(k, t)] = value
-                total = total + value * sp.Rational(1, factorial(k))
+                total = total + _scaled(value, sp.Rational(1, factorial(k)))
         coefficient = a.get(t, zero) - total
         if not _is_zero(coefficient):
             b[t] = coefficient
-    return {t: v.coeffs[1:] for t, v in b.items()}
+    duration = sp.sympify(getattr(rule, "duration", 1))  # one step follows the flow over duration * h
+    return {t: [c / _SCALARS.from_expr(duration) for c in v.coeffs[1:]] for t, v in b.items()}

@@ -8,6 +8,10 @@ tensors of E with gradients, one sign per node:
 so f_l = sum_{|t| = l+1} (-1)^{|t|} b(t)/sigma(t) G(t), valid in every dimension.
 For GD this gives f_1 = -(1/2) H grad E and
 f_2 = -(1/12) nabla^3 E[grad E, grad E] - (1/3) H H grad E.
+
+Rules with several losses (SGD over batches, two-player games) have coloured
+trees (`_colored_trees`): node (k, p) carries P_p nabla^{m+1} E_k, the derivative
+tensor of loss k restricted to player p's block (all parameters when p is None).
 """
 
 from __future__ import annotations
@@ -17,42 +21,13 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ._trees import _key, order, tree_coefficients
+from ._colored_trees import Colored, colored_key, colored_order, colored_symmetry
+from ._notation import Notation, field_latex, gradient_latex, gradient_text, notation_for
+from ._trees import _key, order, symmetry, tree_coefficients
 
 __all__ = ["CoordinateFreeModifiedEquation", "coordinate_free", "gradient_text"]
 
-
-_SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
-
-
-def _render(tree, leaf: str, apply, contract) -> str:
-    """Elementary differential of `tree` in one notation: leaf, one child, several children."""
-    if not tree:
-        return leaf
-    inner = [_render(c, leaf, apply, contract) for c in tree]
-    return apply(inner[0]) if len(tree) == 1 else contract(len(tree), inner)
-
-
-def gradient_text(tree) -> str:
-    """G(t) in plain text: '∇E', '∇²E ∇E', '∇³E[∇E, ∇E]', ..."""
-    return _render(
-        tree, "∇E", lambda x: f"∇²E {x}",
-        lambda m, xs: f"∇{str(m + 1).translate(_SUPERSCRIPTS)}E[{', '.join(xs)}]",
-    )
-
-
-def _gradient_latex(tree) -> str:
-    return _render(
-        tree, r"\nabla E", lambda x: rf"\nabla^{{2}} E\, {x}",
-        lambda m, xs: rf"\nabla^{{{m + 1}}} E\left[{', '.join(xs)}\right]",
-    )
-
-
-def _field_latex(tree) -> str:
-    def primes(m):
-        return "'" * m if m <= 3 else f"^{{({m})}}"
-
-    return _render(tree, "f", lambda x: f"f' {x}", lambda m, xs: f"f{primes(m)}({', '.join(xs)})")
+_gradient_latex = gradient_latex  # kept for `_invariants`
 
 
 @dataclass(frozen=True)
@@ -61,21 +36,36 @@ class CoordinateFreeModifiedEquation:
 
     `terms[l]` lists (coefficient, tree) pairs; the coefficient includes the sign
     (-1)^{|t|} and 1/sigma(t), and may contain hyperparameters (EGR's mu, SAM's c).
+    Trees are `Colored` (labels: loss k, player p) for rules with several losses.
     """
 
     rule: object
     order: int
     terms: tuple
+    notation: Notation = Notation()
+
+    @property
+    def colored(self) -> bool:
+        """True when the terms involve several losses or players (coloured trees)."""
+        return any(isinstance(t, Colored) for term in self.terms for _, t in term)
+
+    @property
+    def n_losses(self) -> int:
+        return getattr(self.rule, "n_losses", 1)
+
+    @property
+    def n_players(self) -> int:
+        """Number of parameter blocks the terms are projected on (0: none)."""
+        blocks = {_label_block(t) for term in self.terms for _, t in term} - {None}
+        return max(blocks) + 1 if blocks else 0
+
+    def tree_text(self, tree) -> str:
+        """G(t) in plain text."""
+        return self.notation.text(tree) if isinstance(tree, Colored) else gradient_text(tree)
 
     def text(self, l: int) -> str:
         """f_l in plain text, e.g. '-1/12 ∇^3E[∇E, ∇E] - 1/3 ∇²E ∇²E ∇E'."""
-        parts = []
-        for c, t in self.terms[l]:
-            negative = c.is_Number and c < 0 or (not c.is_Number and c.could_extract_minus_sign())
-            size = -c if negative else c
-            sign = "-" if negative else "+"
-            magnitude = "" if size == 1 else (f"({size}) " if size.is_Add else f"{size} ")
-            parts.append(f"{sign} {magnitude}{gradient_text(t)}")
+        parts = [signed_text(c) + self.tree_text(t) for c, t in self.terms[l]]
         text = " ".join(parts)
         return (text[2:] if text.startswith("+ ") else "-" + text[2:]) if parts else "0"
 
@@ -91,6 +81,12 @@ class CoordinateFreeModifiedEquation:
         from ..exports import NoModifiedLossError
         from ._invariants import invariant_text, potential_of
 
+        if self.colored:
+            raise NoModifiedLossError(
+                f"{getattr(self.rule, 'name', 'this rule')} has several losses: its field is not the gradient of "
+                "one loss in general. Use initial_point_loss() for the per-step losses that depend on the "
+                "initial point (Rosca & Deisenroth 2024), or the concrete view on your losses"
+            )
         out = []
         for l in range(self.order + 1):
             sizes = sorted({order(t) for _, t in self.terms[l]})
@@ -126,9 +122,11 @@ class CoordinateFreeModifiedEquation:
             pieces = []
             for c, t in self.terms[l]:
                 if notation == "gradient":
-                    coefficient, body = c, _gradient_latex(t)
+                    coefficient = c
+                    body = self.notation.latex(t) if isinstance(t, Colored) else gradient_latex(t)
                 else:
-                    coefficient, body = (-1) ** order(t) * c, _field_latex(t)
+                    coefficient = (-1) ** _order(t) * c
+                    body = _colored_field_latex(t, self.notation) if isinstance(t, Colored) else field_latex(t)
                 pieces.append(_signed_latex(coefficient) + body)
             if not pieces:
                 continue
@@ -136,44 +134,116 @@ class CoordinateFreeModifiedEquation:
             power = "" if l == 0 else ("h" if l == 1 else f"h^{{{l}}}")
             rows.append(f"{power}\\left({body}\\right)" if power else body)
         lhs = r"\dot{\theta}" if notation == "gradient" else r"\tilde{f}"
+        if notation == "gradient" and self.n_players:
+            lhs = r"\frac{d}{dt}\left(" + ", ".join(self.notation.players_latex[: self.n_players]) + r"\right)"
         joined = " \\\\\n  &+ ".join(rows)
         return f"\\begin{{aligned}}\n  {lhs} &= {joined}\n  + \\mathcal{{O}}(h^{{{self.order + 1}}})\n\\end{{aligned}}"
 
     def to_jax(self, *, loss, allow_float32: bool = False):
         """`field(params, h, **hyperparameters) -> pytree`: the truncated field for a JAX loss of a
         parameter pytree, every G(t) by nested jvps of grad (Hessian-vector products), no Hessian formed
-        (see `bea.lowering.lower_coordinate_free`)."""
+        (see `bea.lowering.lower_coordinate_free`). Rules with several losses take a list of loss
+        functions; games take params as one pytree per player, e.g. (phi, theta)."""
         from ..lowering._autodiff import lower_coordinate_free
 
         return lower_coordinate_free(self, loss, allow_float32=allow_float32)
 
-    def evaluate(self, *, loss: sp.Expr, params) -> tuple[sp.Matrix, ...]:
-        """The terms on a concrete loss: f_l as SymPy columns (independent of the concrete engine)."""
-        params = list(params)
+    def initial_point_loss(self):
+        """The per-step modified losses that depend on the initial point theta_0 of the step
+        (Rosca & Deisenroth, arXiv:2404.13040, Remark 1, Theorem 4 and eqs 11-12); see
+        `bea.series._initial_point.initial_point_loss`."""
+        from ._initial_point import initial_point_loss
+
+        return initial_point_loss(self)
+
+    def evaluate(self, *, loss: sp.Expr | None = None, losses=None, params) -> tuple[sp.Matrix, ...]:
+        """The terms on concrete losses: f_l as SymPy columns (independent of the concrete engine).
+
+        Games take params per player ([[phi...], [theta...]]) or flat, player 1 first, with
+        `players=` sizes read from the nesting.
+        """
+        if (loss is None) == (losses is None):
+            raise TypeError("give loss= (one loss) or losses=[...] (one per loss of the rule)")
+        losses = [loss] if loss is not None else list(losses)
+        nested = [list(p) if isinstance(p, (list, tuple)) else [p] for p in params]
+        flat = [p for group in nested for p in group]
+        if self.n_players and len(nested) != self.n_players:
+            raise ValueError(f"give params as {self.n_players} lists, one per player")
+        starts = [sum(len(g) for g in nested[:i]) for i in range(len(nested) + 1)]
+        if len(losses) < max((_max_loss(t) for term in self.terms for _, t in term), default=0) + 1:
+            raise ValueError(f"the terms involve {self.n_losses} losses, {len(losses)} given")
         cache: dict = {}
 
         def G(tree):
             if tree in cache:
                 return cache[tree]
-            children = [G(c) for c in tree]
+            if isinstance(tree, Colored):
+                energy, block, kids = losses[tree.label.loss], tree.label.block, tree.children
+            else:
+                energy, block, kids = losses[0], None, tree
+            children = [G(c) for c in kids]
             out = []
-            for component in (sp.diff(loss, p) for p in params):
+            for i, component in enumerate(sp.diff(energy, p) for p in flat):
+                if block is not None and not starts[block] <= i < starts[block + 1]:
+                    out.append(sp.S.Zero)
+                    continue
                 total = sp.S.Zero
-                for indices in itertools.product(range(len(params)), repeat=len(children)):
+                for indices in itertools.product(range(len(flat)), repeat=len(children)):
                     term = component
-                    for i in indices:
-                        term = sp.diff(term, params[i])
-                    for child, i in zip(children, indices):
-                        term *= child[i]
+                    for j in indices:
+                        term = sp.diff(term, flat[j])
+                    for child, j in zip(children, indices):
+                        term *= child[j]
                     total += term
                 out.append(sp.expand(total))
             cache[tree] = sp.Matrix(out)
             return cache[tree]
 
         return tuple(
-            sum((c * G(t) for c, t in self.terms[l]), sp.zeros(len(params), 1)).applyfunc(sp.expand)
+            sum((c * G(t) for c, t in self.terms[l]), sp.zeros(len(flat), 1)).applyfunc(sp.expand)
             for l in range(self.order + 1)
         )
+
+
+def tidy(c) -> sp.Expr:
+    """A coefficient in its readable canonical form: factored if a rational function of the
+    hyperparameters ((beta + 1)/(2 (beta - 1)^3)), expanded with common factors pulled out otherwise."""
+    c = sp.sympify(c)
+    return sp.factor(sp.cancel(c)) if c.has(sp.Pow) and not c.is_polynomial() else sp.factor_terms(sp.expand(c))
+
+
+def _label_block(t):
+    return t.label.block if isinstance(t, Colored) else None
+
+
+def _max_loss(t) -> int:
+    if not isinstance(t, Colored):
+        return 0
+    return max([t.label.loss] + [_max_loss(c) for c in t.children])
+
+
+def _order(t) -> int:
+    return colored_order(t) if isinstance(t, Colored) else order(t)
+
+
+def _colored_field_latex(t, notation: Notation) -> str:
+    """F(t) in the fields f_k (f_phi, f_theta for players): f_2' f_1, f_1''(f_1, f_2), ..."""
+    label = t.label
+    name = notation.players_latex[label.block] if label.block is not None else str(label.loss + 1)
+    m = len(t.children)
+    head = f"f_{{{name}}}" + ("'" * m if m <= 3 else f"^{{({m})}}")
+    inner = [_colored_field_latex(c, notation) for c in t.children]
+    if not inner:
+        return head
+    return f"{head} {inner[0]}" if m == 1 else f"{head}({', '.join(inner)})"
+
+
+def signed_text(c) -> str:
+    """'- 1/2 ', '+ (c + 1/2) ', '+ ': a coefficient as the prefix of a term in plain text."""
+    negative = c.is_Number and c < 0 or (not c.is_Number and c.could_extract_minus_sign())
+    size = -c if negative else c
+    magnitude = "" if size == 1 else (f"({size}) " if size.is_Add else f"{size} ")
+    return ("- " if negative else "+ ") + magnitude
 
 
 def _signed_latex(c) -> str:
@@ -188,7 +258,7 @@ def coordinate_free(rule, order_: int) -> CoordinateFreeModifiedEquation:
 
     Runge-Kutta-type rules (GD included) use the exact rational tree recursion;
     every other rule built from gradients and Hessian-vector products at points
-    theta + O(h) is run as a B-series (`_bseries_step`).
+    theta + O(h), with one loss or several, is run as a B-series (`_bseries_step`).
     """
     from .._errors import UnsupportedError
     from ..rules import GD, RungeKutta
@@ -200,7 +270,6 @@ def coordinate_free(rule, order_: int) -> CoordinateFreeModifiedEquation:
                 terms[t.order - 1].append(((-1) ** t.order * t.coefficient / t.symmetry, t.tree))
     else:
         from ._bseries_step import bseries_modified_field
-        from ._trees import symmetry
 
         try:
             field = bseries_modified_field(rule, order_)
@@ -210,10 +279,16 @@ def coordinate_free(rule, order_: int) -> CoordinateFreeModifiedEquation:
                 "(B-series) form in bea yet. Derive it on a concrete loss: bea.modified_equation(rule, order, "
                 "loss=E, params=[...]) (on the command line: --loss and --params)"
             ) from None
-        for tree, coefficients in sorted(field.items(), key=lambda kv: _key(kv[0])):
+
+        def key(item):
+            t = item[0]
+            return colored_key(t) if isinstance(t, Colored) else _key(t)
+
+        for tree, coefficients in sorted(field.items(), key=key):
+            sign = (-1) ** _order(tree)
+            sigma = colored_symmetry(tree) if isinstance(tree, Colored) else symmetry(tree)
             for l, c in enumerate(coefficients[: order_ + 1]):
-                c = (-1) ** order(tree) * c / symmetry(tree)
-                c = sp.factor(sp.cancel(c)) if c.has(sp.Pow) and not c.is_polynomial() else sp.factor_terms(sp.expand(c))
+                c = tidy(sign * c / sigma)
                 if c != 0:
                     terms[l].append((c, tree))
-    return CoordinateFreeModifiedEquation(rule, order_, tuple(tuple(t) for t in terms))
+    return CoordinateFreeModifiedEquation(rule, order_, tuple(tuple(t) for t in terms), notation_for(rule))

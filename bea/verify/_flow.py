@@ -62,13 +62,16 @@ def _modified_field(rule, model, order, values, with_manifold):
             return field
         states = me.slow_manifold_to_jax() if memory else []
         return field, (lambda theta, h: tuple(s(theta, h) for s in states)) if memory else None
-    if model.n_losses != 1:
-        raise ValueError(f"model {model.name} has several losses but no SymPy form; the engine needs one")
     cf = bea.modified_equation(rule.bind(values) if values else rule, order)
-    lowered = cf.to_jax(loss=model.jax_losses[0])
+    lowered = cf.to_jax(loss=list(model.jax_losses) if cf.colored else model.jax_losses[0])
 
     def field(theta, h):
-        return lowered(theta, h)
+        if not cf.n_players:
+            return lowered(theta, h)
+        import jax.numpy as jnp
+
+        split = model.players[0]  # the lowered field takes one pytree per player
+        return jnp.concatenate(lowered((theta[:split], theta[split:]), h))
 
     return (field, None) if with_manifold else field
 

@@ -87,9 +87,12 @@ def bilinear_game() -> Model:
     return _from_sympy("bilinear-game", bilinear_game.__doc__, (phi, theta), [phi * theta, -phi * theta], [1.0, 0.5], (1, 1))
 
 
-def mlp(hidden: int = 8, samples: int = 200) -> Model:
+def mlp(hidden: int = 8, samples: int = 200, batches: int = 1) -> Model:
     """A tanh MLP 16-hidden-10 with softmax cross-entropy on scikit-learn's digits (downsampled to 4x4
-    pixels, first `samples` images; shipped with scikit-learn, no download). JAX only."""
+    pixels, first `samples` images; shipped with scikit-learn, no download). JAX only.
+
+    With batches > 1 the images are split into that many consecutive batches, one loss
+    each (for `sgd-steps`: SGD with exact batches on real data)."""
     import jax
     import jax.numpy as jnp
     from jax.flatten_util import ravel_pytree
@@ -106,13 +109,26 @@ def mlp(hidden: int = 8, samples: int = 200) -> Model:
     ]
     flat, unravel = ravel_pytree(params)
 
-    def loss(theta):
-        p = unravel(theta)
-        z = jnp.tanh(X @ p[0]["w"] + p[0]["b"])
-        logits = z @ p[1]["w"] + p[1]["b"]
-        return -jnp.mean(jnp.sum(Y * jax.nn.log_softmax(logits), axis=1))
+    if batches < 1 or samples % batches:
+        raise ValueError(f"batches must be a positive divisor of samples ({samples}), got {batches}")
+    size = samples // batches
 
-    return Model("mlp", mlp.__doc__, np.asarray(flat), (loss,))
+    def batch_loss(k):
+        def loss(theta):
+            p = unravel(theta)
+            z = jnp.tanh(X[k * size:(k + 1) * size] @ p[0]["w"] + p[0]["b"])
+            logits = z @ p[1]["w"] + p[1]["b"]
+            return -jnp.mean(jnp.sum(Y[k * size:(k + 1) * size] * jax.nn.log_softmax(logits), axis=1))
+
+        return loss
+
+    name = "mlp" if batches == 1 else f"mlp-{batches}-batches"
+    return Model(name, mlp.__doc__, np.asarray(flat), tuple(batch_loss(k) for k in range(batches)))
+
+
+def mlp_two_batches() -> Model:
+    """The MLP on digits with its 200 images in two batches of 100, one loss each (for sgd-steps)."""
+    return mlp(batches=2)
 
 
 #: Command-line names.
@@ -122,6 +138,7 @@ MODELS: dict[str, Callable[[], Model]] = {
     "dln": dln,
     "logistic": logistic,
     "mlp": mlp,
+    "mlp-2-batches": mlp_two_batches,
     "bilinear-game": bilinear_game,
 }
 

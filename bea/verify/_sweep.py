@@ -109,6 +109,11 @@ def _losses(model):
     return list(model.jax_losses) if model.n_losses > 1 else model.jax_losses[0]
 
 
+def _duration(rule) -> float:
+    """Flow time of one step in units of h (n for n SGD steps, 1 for one-step rules)."""
+    return float(getattr(rule, "duration", 1))
+
+
 def _flag(error, scale, solver_gap, movement) -> str:
     if not np.isfinite(error) or error > 1e3 * max(1.0, scale):
         return "diverged"
@@ -154,8 +159,9 @@ def local_error(rule, model, order: int, *, step_sizes, values: dict | None = No
             end = np.asarray(optax_step(rule.numeric(float(h), values), model.jax_losses, float(h))(start, state))
         else:
             end = np.asarray(_run(rule, model, manifold, start, float(h), 1, values))[-1]
-        predicted = np.asarray(tight(start, h, [h])[-1])
-        loose = np.asarray(loose_solver(start, h, [h])[-1])
+        span = _duration(rule) * h  # one step of a composite rule follows the flow over duration * h
+        predicted = np.asarray(tight(start, h, [span])[-1])
+        loose = np.asarray(loose_solver(start, h, [span])[-1])
         error = float(np.linalg.norm(end - predicted))
         errors.append(error)
         flags.append(_flag(error, float(np.linalg.norm(start)), float(np.linalg.norm(loose - predicted)),
@@ -179,7 +185,7 @@ def global_error(rule, model, order: int, *, step_sizes, time: float, values: di
         h = time / steps
         path = np.asarray(_run(rule, model, manifold, np.asarray(model.theta0), h, steps, values))
         marks = np.arange(1, _CHECKPOINTS + 1) * (steps // _CHECKPOINTS)
-        times = h * marks  # the same number of output times for every h: the solver compiles once
+        times = _duration(rule) * h * marks  # the same number of output times for every h: one compilation
         predicted = np.asarray(tight(path[0], h, times))
         loose = np.asarray(loose_solver(path[0], h, times))
         error = float(np.max(np.linalg.norm(path[marks] - predicted, axis=1)))

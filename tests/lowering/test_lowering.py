@@ -165,3 +165,33 @@ def test_float32_is_refused():
             bea.modified_equation(GD(), 1).to_jax(loss=lambda p: jnp.sum(p**2))
     finally:
         jax.config.update("jax_enable_x64", True)
+
+
+Q = sp.symbols("q0:3")
+BATCHES = [Q[0] ** 2 * Q[1] / 2 + Q[2] ** 2 + Q[0] * Q[2] / 3, (Q[1] - 1) ** 2 * Q[2] / 2 + Q[0] ** 4 / 4,
+           Q[0] * Q[1] * Q[2] + (Q[1] + Q[2]) ** 2 / 2]
+
+
+@pytest.mark.parametrize("rule_, players", [
+    (bea.rules.SGDSteps(3), None),
+    (bea.rules.SimultaneousGD(players=(2, 1), ratio=sp.Rational(1, 3)), (2, 1)),
+    (bea.rules.AlternatingGD(players=(1, 2), ratio=sp.Symbol("r")), (1, 2)),
+])
+def test_coordinate_free_several_losses_match_the_concrete_engine(rule_, players):
+    """Several JAX losses on pytrees (one pytree per player in games) = the concrete engine's lowered field."""
+    losses = BATCHES[: rule_.n_losses]
+    params = list(Q) if players is None else [list(Q[: players[0]]), list(Q[players[0]:])]
+    concrete = bea.modified_equation(rule_, 2, losses=losses, params=params).to_jax()
+    values = {"r": 0.7} if "r" in concrete.symbols else {}
+    jax_losses = [sp.lambdify([Q], loss, modules="jax") for loss in losses]
+    field = bea.modified_equation(rule_, 2).to_jax(loss=[
+        (lambda p, f=f: f(jnp.concatenate([p["u"], p["v"]]))) if players is None
+        else (lambda p, f=f: f(jnp.concatenate([p[0]["w"], p[1]]))) for f in jax_losses])
+    theta = jnp.asarray([0.4, -0.3, 0.8])
+    if players is None:
+        got, _ = ravel_pytree(field({"u": theta[:2], "v": theta[2:]}, 0.15, **values))
+    else:
+        got, _ = ravel_pytree(field(({"w": theta[: players[0]]}, theta[players[0]:]), 0.15, **values))
+    np.testing.assert_allclose(got, concrete(theta, 0.15, **values), rtol=1e-12)
+    with pytest.raises(TypeError, match="loss"):
+        bea.modified_equation(rule_, 1).to_jax(loss=jax_losses[0])

@@ -113,3 +113,13 @@ def test_against_optax_iterates(rule_):
     theirs = local_error(rule_, model("two-param"), 1, step_sizes=steps, iterates="optax")
     assert abs(theirs.slope - 3) < TOLERANCE and "optax" in theirs.note
     np.testing.assert_allclose(theirs.error, ours.error, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_sgd_steps_on_mlp_batches():
+    """Two SGD steps over two batches of digits: the coordinate-free field of coloured trees, lowered by autodiff
+    with one loss per batch, integrated over 2 h."""
+    from bea.rules import SGDSteps
+
+    result = local_error(SGDSteps(2), model("mlp-2-batches"), 1, step_sizes=np.geomspace(0.4, 0.05, 4))
+    assert abs(result.slope - 3) < TOLERANCE, result
