@@ -22,6 +22,7 @@ from .exports import NoModifiedLossError
 from .series._colored_trees import Colored
 from .series._coordinate_free import gradient_text
 from .series._derive import modified_equation
+from .series._elementwise_view import ElementwiseModifiedEquation
 from .series._trees import level_sequence, tree_coefficients
 
 __all__ = ["RULES", "main"]
@@ -241,12 +242,12 @@ def _coordinate_free(args, rule) -> str:
         return _initial_point(args, cf)
     loss, note = _modified_loss(cf, args.modified_loss)
     if args.format == "json":
-        data = {
-            "rule": args.rule,
-            "order": args.order,
-            "view": "coordinate-free",
-            "coordinate_free_terms": [[_tree_json(cf, c, t) for c, t in term] for term in cf.terms],
-        }
+        data = {"rule": args.rule, "order": args.order, "view": "coordinate-free"}
+        if isinstance(cf, ElementwiseModifiedEquation):  # products, quotients, roots act per component
+            data["view"] = "coordinate-free, element-wise"
+            data["elementwise_terms"] = [{"expression": str(f), "text": cf.text(l)} for l, f in enumerate(cf.terms)]
+        else:
+            data["coordinate_free_terms"] = [[_tree_json(cf, c, t) for c, t in term] for term in cf.terms]
         if args.modified_loss:
             data["modified_loss"] = None if loss is None else [
                 [{"coefficient": str(c), "invariant": text} for c, _, text in piece] for piece in loss

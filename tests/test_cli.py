@@ -156,3 +156,12 @@ def test_several_losses_coordinate_free(capsys):
 def test_several_losses_bad_input(capsys, args, words):
     code, out, err = run(capsys, "derive", *args)
     assert code == 2 and out == "" and words in err and err.count("\n") == 1
+
+
+def test_elementwise_rules_coordinate_free(capsys):
+    code, out, _ = run(capsys, "derive", "adam", "--order", "1", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["view"] == "coordinate-free, element-wise"
+    assert data["elementwise_terms"][0]["text"] == "-∇E/sqrt(epsilon + ∇E**2)"
+    assert "∇‖∇E‖_(1,epsilon)" in data["elementwise_terms"][1]["text"]

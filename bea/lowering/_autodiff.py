@@ -25,7 +25,7 @@ from .._errors import UnknownSymbolError
 from ..series._jet import STEP_SIZE
 from ._x64 import require_x64
 
-__all__ = ["lower_coordinate_free", "lower_initial_point_loss"]
+__all__ = ["lower_coordinate_free", "lower_elementwise", "lower_initial_point_loss"]
 
 
 def _directional(grad: Callable, x, directions: list):
@@ -193,3 +193,70 @@ def lower_initial_point_loss(ip, loss, *, allow_float32: bool = False):
 
     loss_fn.symbols = names
     return loss_fn
+
+
+def lower_elementwise(result, loss, *, allow_float32: bool = False):
+    """field(params, h, **hyperparameters) for an element-wise result (Adam, RMSProp): every atom
+    nabla^{m+1} E[w..] by nested jvps of grad with the arguments w evaluated element-wise first."""
+    import jax
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+
+    from ..series._elementwise import THETA, atom_arguments, is_atom
+
+    if not callable(loss):
+        raise TypeError("loss= must be a JAX function of the parameter pytree returning a scalar")
+    if not allow_float32:
+        require_x64("lowering an element-wise modified equation to JAX")
+    total = sum((STEP_SIZE**l * f for l, f in enumerate(result.terms)), sp.S.Zero)
+    free = {s for s in total.free_symbols if not is_atom(s) and s not in (THETA, STEP_SIZE)}
+    for s in list(total.free_symbols):
+        if is_atom(s):
+            free |= {x for w in atom_arguments(s) for x in w.free_symbols if not is_atom(x) and x != THETA}
+    symbols = tuple(sorted(free, key=str))
+    names = tuple(s.name for s in symbols)
+    compiled: dict = {}
+
+    def element(expr, atoms, flat, h, values):
+        """An element on arrays: atoms first (nested jvps), then the expression entry by entry."""
+        inputs = sorted((s for s in expr.free_symbols if is_atom(s)), key=str)
+        if expr not in compiled:
+            compiled[expr] = sp.lambdify([inputs, THETA, STEP_SIZE, symbols], expr, modules="jax", dummify=True)
+        return compiled[expr]([atoms(s) for s in inputs], flat, h, values) + jnp.zeros_like(flat)
+
+    def field_flat(flat, unravel, h, values):
+        def energy(x):
+            value = loss(unravel(x))
+            if jnp.shape(value) != ():
+                raise TypeError(f"the loss must return a scalar, got shape {jnp.shape(value)}")
+            return value
+
+        grad = jax.grad(energy)
+        cache: dict = {}
+
+        def atoms(s):
+            if s not in cache:
+                directions = [element(w, atoms, flat, h, values) for w in atom_arguments(s)]
+                cache[s] = grad(flat) if not directions else _directional(grad, flat, directions)
+            return cache[s]
+
+        return element(total, atoms, flat, h, values)
+
+    @jax.jit
+    def run(params, h, values):
+        flat, unravel = ravel_pytree(params)
+        return unravel(field_flat(flat, unravel, h, values))
+
+    def field(params, h, **values):
+        missing = [n for n in names if n not in values]
+        if missing:
+            raise UnknownSymbolError(f"missing hyperparameter value(s) {', '.join(missing)}; pass them as keywords")
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise UnknownSymbolError(f"unknown keyword(s) {', '.join(unknown)}; this field takes {list(names)}")
+        _check_params(params)
+        return run(params, jnp.asarray(h, dtype=jnp.float64 if not allow_float32 else None),
+                   tuple(jnp.asarray(values[n]) for n in names))
+
+    field.symbols = names
+    return field

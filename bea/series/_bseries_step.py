@@ -281,24 +281,32 @@ def _multiplicity_factorials(trees) -> int:
     return out
 
 
-def _memory_step(rule, theta: TreeVector, oracle: TreeOracle, h) -> TreeVector:
-    """theta' on the slow manifold of a rule with memory, as a B-series (see `_slow_manifold.settle`)."""
+def _memory_step(rule, theta: TreeVector, oracle: TreeOracle, h, states: list | None = None) -> TreeVector:
+    """theta' on the slow manifold of a rule with memory, as a B-series (see `_slow_manifold.settle`);
+    the states on the manifold are appended to `states`."""
     from ._slow_manifold import settle
 
-    moved, _ = settle(rule, theta, oracle, h, zero_state=lambda: TreeVector({}, theta.n), compose=oracle.compose,
-                      vanishes=lambda r: not r.terms, order=theta.n)
+    moved, manifold = settle(rule, theta, oracle, h, zero_state=lambda: TreeVector({}, theta.n),
+                             compose=oracle.compose, vanishes=lambda r: not r.terms, order=theta.n)
+    if states is not None:
+        states[:] = manifold
     return moved
 
 
-def bseries_modified_field(rule, order_: int) -> dict:
+def bseries_modified_field(rule, order_: int, manifold: list | None = None) -> dict:
     """{tree: [coefficient of h^1, ..., h^{order+1}] of f~ h} for a gradient rule (SymPy coefficients).
 
-    Trees are plain (`_trees`) when the rule has one field, `Colored` otherwise.
+    Trees are plain (`_trees`) when the rule has one field, `Colored` otherwise. For rules
+    with memory, `manifold` receives each state on the slow manifold as {tree: [h^0, ..., h^order]}.
     """
     global _SCALARS
     previous, _SCALARS = _SCALARS, _RationalFunctions(rule.free_symbols)
     try:
-        field = _bseries_modified_field(rule, order_)
+        states: list = []
+        field = _bseries_modified_field(rule, order_, states)
+        if manifold is not None:
+            manifold[:] = [{to_plain(t): [_SCALARS.to_expr(c) for c in v.coeffs[: order_ + 1]] for t, v in s.terms.items()}
+                           for s in states]
         labels = set().union(*(labels_of(t) for t in field)) if field else set()
         if labels <= {Label(0)}:
             return {to_plain(t): [_SCALARS.to_expr(c) for c in v] for t, v in field.items()}
@@ -314,14 +322,14 @@ def _relabel(t: Colored, players: dict) -> Colored:
     return make(label, [_relabel(c, players) for c in t.children])
 
 
-def _bseries_modified_field(rule, order_: int) -> dict:
+def _bseries_modified_field(rule, order_: int, states: list) -> dict:
     n = order_ + 1
     for guard in range(0, 4):
         m = n + guard
         theta = TreeVector({_IDENTITY: _hpoly([1] + [0] * m)}, m)
         h = _hpoly([0, 1] + [0] * (m - 1))
         oracle = TreeOracle(m, rule.n_losses)
-        phi = _memory_step(rule, theta, oracle, h) if hasattr(rule, "decays") else rule.step(theta, oracle, h)
+        phi = _memory_step(rule, theta, oracle, h, states) if hasattr(rule, "decays") else rule.step(theta, oracle, h)
         if not isinstance(phi, TreeVector):
             raise InconsistentRuleError(f"the step of {rule.name} did not return the parameter vector")
         if phi.valid > n:

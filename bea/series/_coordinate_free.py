@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ._colored_trees import Colored, colored_key, colored_order, colored_symmetry
+from ._jet import STEP_SIZE
 from ._notation import Notation, field_latex, gradient_latex, gradient_text, notation_for
 from ._trees import _key, order, symmetry, tree_coefficients
 
@@ -43,6 +44,8 @@ class CoordinateFreeModifiedEquation:
     order: int
     terms: tuple
     notation: Notation = Notation()
+    #: Rules with memory: each state on its slow manifold, as (coefficient with powers of h, tree) pairs.
+    slow_manifold: tuple = ()
 
     @property
     def colored(self) -> bool:
@@ -147,6 +150,14 @@ class CoordinateFreeModifiedEquation:
         from ..lowering._autodiff import lower_coordinate_free
 
         return lower_coordinate_free(self, loss, allow_float32=allow_float32)
+
+    def slow_manifold_to_jax(self, *, loss, allow_float32: bool = False) -> list:
+        """Rules with memory: one `state(params, h, **hyperparameters) -> pytree` per state, the state on
+        its slow manifold (the large-n regime the modified equation describes), by autodiff."""
+        from dataclasses import replace
+
+        return [replace(self, order=0, terms=(state,), slow_manifold=()).to_jax(loss=loss, allow_float32=allow_float32)
+                for state in self.slow_manifold]
 
     def initial_point_loss(self):
         """The per-step modified losses that depend on the initial point theta_0 of the step
@@ -253,6 +264,19 @@ def _signed_latex(c) -> str:
     return ("- " if negative else "+ ") + body
 
 
+def _elementwise(rule, order_: int):
+    from .._errors import UnsupportedError
+    from ._elementwise import elementwise_modified_field
+    from ._elementwise_view import ElementwiseModifiedEquation, present
+
+    if rule.n_losses != 1:
+        raise UnsupportedError(
+            f"{rule.name} combines element-wise operations with several losses; derive it on concrete losses"
+        )
+    fields, manifold = elementwise_modified_field(rule, order_)
+    return ElementwiseModifiedEquation(rule, order_, tuple(present(f) for f in fields), tuple(manifold))
+
+
 def coordinate_free(rule, order_: int) -> CoordinateFreeModifiedEquation:
     """The coordinate-free modified equation of a gradient rule.
 
@@ -260,7 +284,6 @@ def coordinate_free(rule, order_: int) -> CoordinateFreeModifiedEquation:
     every other rule built from gradients and Hessian-vector products at points
     theta + O(h), with one loss or several, is run as a B-series (`_bseries_step`).
     """
-    from .._errors import UnsupportedError
     from ..rules import GD, RungeKutta
 
     terms: list[list] = [[] for _ in range(order_ + 1)]
@@ -271,14 +294,11 @@ def coordinate_free(rule, order_: int) -> CoordinateFreeModifiedEquation:
     else:
         from ._bseries_step import bseries_modified_field
 
+        states: list = []
         try:
-            field = bseries_modified_field(rule, order_)
-        except TypeError as exc:  # element-wise products, square roots: not a B-series
-            raise UnsupportedError(
-                f"{rule.name} uses element-wise operations on vectors ({exc}); they have no coordinate-free "
-                "(B-series) form in bea yet. Derive it on a concrete loss: bea.modified_equation(rule, order, "
-                "loss=E, params=[...]) (on the command line: --loss and --params)"
-            ) from None
+            field = bseries_modified_field(rule, order_, states)
+        except (TypeError, AttributeError):  # element-wise products, square roots: not a B-series
+            return _elementwise(rule, order_)
 
         def key(item):
             t = item[0]
@@ -291,4 +311,11 @@ def coordinate_free(rule, order_: int) -> CoordinateFreeModifiedEquation:
                 c = tidy(sign * c / sigma)
                 if c != 0:
                     terms[l].append((c, tree))
+        manifold = tuple(
+            tuple((tidy(sum(((-1) ** order(t) * STEP_SIZE**k * c / symmetry(t) for k, c in enumerate(v)), sp.S.Zero)), t)
+                  for t, v in sorted(state.items(), key=lambda kv: _key(kv[0])))
+            for state in states
+        )
+        return CoordinateFreeModifiedEquation(rule, order_, tuple(tuple(t) for t in terms), notation_for(rule),
+                                              manifold)
     return CoordinateFreeModifiedEquation(rule, order_, tuple(tuple(t) for t in terms), notation_for(rule))

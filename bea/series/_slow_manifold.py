@@ -28,15 +28,16 @@ from ._oracle import taylor_at
 __all__ = ["settle", "slow_manifold_step"]
 
 
-def settle(rule, theta, grad, h, *, zero_state, compose, vanishes, order: int):
+def settle(rule, theta, grad, h, *, zero_state, compose, vanishes, order: int, state0=None):
     """The quasi-Newton sweeps on any representation: returns (theta', states on the slow manifold).
 
     `zero_state()` is an empty state, `compose(S, point)` evaluates S at a point
     theta + O(h), `vanishes(residual)` is an exact zero test. Used on truncated
     series (concrete view) and on B-series (`_bseries_step`, coordinate-free view).
+    `state0` starts the sweeps from a known leading part instead of zeros.
     """
     decays = [sp.sympify(d) for d in rule.decays()]
-    state = [zero_state() for _ in decays]
+    state = [zero_state() for _ in decays] if state0 is None else list(state0)
     sweeps = (order + 2) * (len(decays) + 1) + 2
     for _ in range(sweeps):
         theta_next, state_next = rule.update(theta, tuple(state), grad, h, None)

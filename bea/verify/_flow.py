@@ -62,8 +62,13 @@ def _modified_field(rule, model, order, values, with_manifold):
             return field
         states = me.slow_manifold_to_jax() if memory else []
         return field, (lambda theta, h: tuple(s(theta, h) for s in states)) if memory else None
-    cf = bea.modified_equation(rule.bind(values) if values else rule, order)
-    lowered = cf.to_jax(loss=list(model.jax_losses) if cf.colored else model.jax_losses[0])
+    import dataclasses
+
+    memory = hasattr(rule, "decays")
+    derived = bea.modified_equation(rule.bind(values) if values else rule, order + 2 if memory and with_manifold else order)
+    cf = dataclasses.replace(derived, order=order, terms=derived.terms[: order + 1])
+    losses = list(model.jax_losses) if cf.colored else model.jax_losses[0]
+    lowered = cf.to_jax(loss=losses)
 
     def field(theta, h):
         if not cf.n_players:
@@ -73,7 +78,12 @@ def _modified_field(rule, model, order, values, with_manifold):
         split = model.players[0]  # the lowered field takes one pytree per player
         return jnp.concatenate(lowered((theta[:split], theta[split:]), h))
 
-    return (field, None) if with_manifold else field
+    if not with_manifold:
+        return field
+    if not memory:
+        return field, None
+    states = derived.slow_manifold_to_jax(loss=losses)
+    return field, lambda theta, h: tuple(s(theta, h) for s in states)
 
 
 def flow_solver(field: Callable, rtol: float = RTOL) -> Callable:

@@ -123,3 +123,15 @@ def test_sgd_steps_on_mlp_batches():
 
     result = local_error(SGDSteps(2), model("mlp-2-batches"), 1, step_sizes=np.geomspace(0.4, 0.05, 4))
     assert abs(result.slope - 3) < TOLERANCE, result
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rule_, order, step_sizes", [
+    (HeavyBall(beta=0.5), 1, np.geomspace(0.04, 0.005, 4)),
+    (RMSProp(rho=0.9, eps=0.01), 0, np.geomspace(0.004, 0.0005, 4)),
+])
+def test_memory_rules_on_the_mlp_coordinate_free(rule_, order, step_sizes):
+    """JAX-only model: the coordinate-free field (B-series for heavy ball, element-wise for RMSProp) and
+    its slow manifold, both lowered by autodiff; the iterates start on that manifold."""
+    result = local_error(rule_, model("mlp"), order, step_sizes=step_sizes)
+    assert abs(result.slope - (order + 2)) < TOLERANCE, result
