@@ -22,6 +22,8 @@ from .lowering import iterate
 from .series import STEP_SIZE as h
 from .series._coordinate_free import CoordinateFreeModifiedEquation
 from .series._derive import MAX_SAFE_ORDER, ModifiedEquation, finite_n_modified_equation, modified_equation
+from .series._elementwise_view import ElementwiseModifiedEquation
+from .series._initial_point import InitialPointLoss
 from .series._orderings import average_over_orderings
 from .series._trees import TreeTerm, tree_coefficients
 
@@ -31,7 +33,9 @@ __all__ = [
     "MAX_SAFE_ORDER",
     "BeaError",
     "CoordinateFreeModifiedEquation",
+    "ElementwiseModifiedEquation",
     "InconsistentRuleError",
+    "InitialPointLoss",
     "InvalidOrderError",
     "ModifiedEquation",
     "ModifiedLoss",

@@ -114,6 +114,9 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="print the rooted-tree coefficients b(t) of the modified field, f~ = sum_t "
                         "h^(|t|-1) b(t)/sigma(t) F(t), for all trees with at most P+1 nodes (Runge-Kutta-type "
                         "rules; no loss needed)")
+    derive.add_argument("--small", action="append", default=[], metavar="NAME",
+                        help="coordinate-free view: expand in h and this hyperparameter jointly (SAM's rho, "
+                        "fd-gr's eps when not tied to h); terms complete through total degree P")
     derive.add_argument("--batches", type=int, metavar="N",
                         help="sgd-steps without --loss: the number of batches (coordinate-free view; default 2)")
     derive.add_argument("--initial-point", action="store_true",
@@ -237,7 +240,7 @@ def _initial_point(args, cf) -> str:
 
 
 def _coordinate_free(args, rule) -> str:
-    cf = modified_equation(rule, args.order)
+    cf = modified_equation(rule, args.order, small=args.small)
     if args.initial_point:
         return _initial_point(args, cf)
     loss, note = _modified_loss(cf, args.modified_loss)
@@ -277,6 +280,8 @@ def _derive(args) -> str:
         options["n"] = len(args.loss or ()) or args.batches or 2
     elif args.batches is not None:
         raise ParseError("--batches is for sgd-steps")
+    if args.small and (args.loss or args.params):
+        raise ParseError("--small is for the coordinate-free view (on a loss the engine is exact in every hyperparameter)")
     if args.initial_point and (args.loss or args.params):
         raise ParseError("--initial-point is part of the coordinate-free view: leave out --loss and --params")
     if args.rule in ("simultaneous-gd", "alternating-gd") and args.params:

@@ -165,3 +165,8 @@ def test_elementwise_rules_coordinate_free(capsys):
     assert data["view"] == "coordinate-free, element-wise"
     assert data["elementwise_terms"][0]["text"] == "-∇E/sqrt(epsilon + ∇E**2)"
     assert "∇‖∇E‖_(1,epsilon)" in data["elementwise_terms"][1]["text"]
+
+
+def test_jointly_small_radius(capsys):
+    code, out, _ = run(capsys, "derive", "sam", "--order", "1", "--small", "rho")
+    assert code == 0 and out.splitlines() == ["f_0 = -∇E - rho ∇²E ∇E", "f_1 = -1/2 ∇²E ∇E"]

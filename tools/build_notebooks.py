@@ -150,6 +150,15 @@ for j, t in enumerate((t1, t2)):
     paper = -bias / sp.sqrt(g[j]**2 + eps)
     print(f"f_1[{t}]: bea {sp.N(me.terms[1][j].subs(point), 15)}   seed 002 eq. 3 {sp.N(paper.subs(point), 15)}")
     assert abs(sp.N((me.terms[1][j] - paper).subs(point), 50)) < 1e-40"""),
+    ("md", """## The same result coordinate-free, in seed 002's notation
+
+Without a loss, `bea` derives Adam's terms for any loss and any dimension. Products, quotients and roots act
+component by component; $\\nabla\\|\\nabla E\\|_{1,\\varepsilon} = \\nabla^2 E\\,(\\nabla E/\\sqrt{\\nabla E^2+\\varepsilon})$ is the gradient of the
+perturbed one-norm. Evaluated on the loss above it gives the concrete terms again."""),
+    ("code", """cf = bea.modified_equation(bea.rules.Adam(), 1)
+display(Math(cf.latex()))
+on_loss = cf.evaluate(loss=E, params=[t1, t2])
+print([sp.N((on_loss[1][j] - me.terms[1][j]).subs(point), 30) for j in range(2)])"""),
     ("md", """## Figures 2-3: Adam trajectories for several $\\beta$ and $\\rho$
 
 Increasing $\\beta$ pushes the trajectory towards smaller $\\|\\nabla E\\|_1$, increasing $\\rho$ does the opposite.
@@ -198,6 +207,30 @@ Hbar = (sp.hessian(E1, (a, b)) + H2) / 2
 assert sp.expand(me.terms[1] - (H2 * g1 / 2 - Hbar * gbar)) == sp.zeros(2, 1)
 avg = bea.average_over_orderings(bea.rules.SGDSteps(2), 1, losses=[E1, E2], params=[a, b])
 display(Math(avg.modified_loss().latex()))   # E + (h/8)(|grad E_1|^2 + |grad E_2|^2): seed 003 eq. 8"""),
+    ("md", """## Coordinate-free, for any batch losses, and Rosca's initial-point losses
+
+Without losses, the terms come in the batch losses $E_k$ and their derivatives (coloured trees). The field is
+not a gradient, but freezing the earlier batches' gradients at the step's initial point $\\theta_0$ gives a
+per-step modified loss (seed 003 eqs 5-6), an explicit option."""),
+    ("code", """cf = bea.modified_equation(bea.rules.SGDSteps(2), 1)
+print(cf.text(1))
+ip = cf.initial_point_loss()
+display(Math(r"\\tilde E = " + ip.latex()))
+game = bea.modified_equation(bea.rules.SimultaneousGD(), 1).initial_point_loss()
+display(Math(r"\\tilde E_\\phi = " + game.latex(0)))
+display(Math(r"\\tilde E_\\theta = " + game.latex(1)))"""),
+    ("md", """The flow of $-\\nabla \\tilde E(\\cdot\\,;\\theta_0)$ from $\\theta_0$ over time $2h$ follows two SGD steps with local error $O(h^3)$:"""),
+    ("code", """jax_losses = [sp.lambdify([[a, b]], L, "jax") for L in (E1, E2)]
+energy = ip.to_jax(loss=[lambda p, f=f: f([p[0], p[1]]) for f in jax_losses])
+theta0 = jnp.array([0.8, 0.3])
+solve = bea.verify.flow_solver(lambda th, h: -jax.grad(lambda x: energy(x, theta0, h))(th))
+hs = np.geomspace(0.01, 0.08, 5)
+errors = [np.linalg.norm(np.asarray(bea.iterate(bea.rules.SGDSteps(2), [E1, E2], theta0, h, 1, params=[a, b]))[-1]
+                         - np.asarray(solve(theta0, h, [2 * h])[-1])) for h in hs]
+slope = np.polyfit(np.log(hs), np.log(errors), 1)[0]
+print("local error slope", slope)
+assert abs(slope - 3) < 0.2
+plt.loglog(hs, errors, "o-"); plt.xlabel("h"); plt.ylabel("local error"); plt.show()"""),
     ("md", """## Simultaneous versus alternating GD on the bilinear game $E_\\phi = \\phi\\theta = -E_\\theta$
 
 Simultaneous GD: $f_1 = +\\frac12(\\phi, \\theta)$, so the iterates spiral out; alternating GD's first correction is divergence-free.

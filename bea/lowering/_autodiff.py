@@ -54,6 +54,17 @@ def _check_params(params):
             )
 
 
+def _check_call(names, values: dict, params) -> None:
+    """Every hyperparameter given, none unknown, floating-point leaves."""
+    missing = [n for n in names if n not in values]
+    if missing:
+        raise UnknownSymbolError(f"missing hyperparameter value(s) {', '.join(missing)}; pass them as keywords")
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise UnknownSymbolError(f"unknown keyword(s) {', '.join(unknown)}; this field takes {list(names)}")
+    _check_params(params)
+
+
 def _loss_functions(cf, loss) -> list:
     functions = list(loss) if isinstance(loss, (list, tuple)) else [loss]
     if not all(callable(f) for f in functions):
@@ -119,13 +130,7 @@ def lower_coordinate_free(cf, loss, *, allow_float32: bool = False):
         return unravel(field_flat(flat, unravel, masks, h, values))
 
     def field(params, h, **values):
-        missing = [n for n in names if n not in values]
-        if missing:
-            raise UnknownSymbolError(f"missing hyperparameter value(s) {', '.join(missing)}; pass them as keywords")
-        unknown = sorted(set(values) - set(names))
-        if unknown:
-            raise UnknownSymbolError(f"unknown keyword(s) {', '.join(unknown)}; this field takes {list(names)}")
-        _check_params(params)
+        _check_call(names, values, params)
         if players and (not isinstance(params, (list, tuple)) or len(params) != players):
             raise TypeError(f"this field has {players} players: pass params as a tuple of {players} pytrees, one each")
         return run(params, jnp.asarray(h, dtype=jnp.float64 if not allow_float32 else None),
@@ -184,10 +189,7 @@ def lower_initial_point_loss(ip, loss, *, allow_float32: bool = False):
         return tuple(out) if players else out[0]
 
     def loss_fn(params, params0, h, **values):
-        missing = [n for n in names if n not in values]
-        if missing:
-            raise UnknownSymbolError(f"missing hyperparameter value(s) {', '.join(missing)}; pass them as keywords")
-        _check_params(params)
+        _check_call(names, values, params)
         return run(params, params0, jnp.asarray(h, dtype=jnp.float64 if not allow_float32 else None),
                    tuple(jnp.asarray(values[n]) for n in names))
 
@@ -248,13 +250,7 @@ def lower_elementwise(result, loss, *, allow_float32: bool = False):
         return unravel(field_flat(flat, unravel, h, values))
 
     def field(params, h, **values):
-        missing = [n for n in names if n not in values]
-        if missing:
-            raise UnknownSymbolError(f"missing hyperparameter value(s) {', '.join(missing)}; pass them as keywords")
-        unknown = sorted(set(values) - set(names))
-        if unknown:
-            raise UnknownSymbolError(f"unknown keyword(s) {', '.join(unknown)}; this field takes {list(names)}")
-        _check_params(params)
+        _check_call(names, values, params)
         return run(params, jnp.asarray(h, dtype=jnp.float64 if not allow_float32 else None),
                    tuple(jnp.asarray(values[n]) for n in names))
 

@@ -35,8 +35,8 @@ def exact(value: Any) -> sp.Expr:
     """Convert a hyperparameter to an exact SymPy expression (floats by their decimal repr)."""
     if isinstance(value, bool):
         raise TypeError(f"a hyperparameter cannot be a boolean ({value!r})")
-    if isinstance(value, float):
-        return sp.Rational(repr(value))
+    if isinstance(value, float):  # also NumPy's float64, whose repr is 'np.float64(...)'
+        return sp.Rational(repr(float(value)))
     if isinstance(value, numbers.Number) and not isinstance(value, sp.Basic):
         return sp.nsimplify(value, rational=True)
     expr = sp.sympify(value)

@@ -198,7 +198,8 @@ class TreeOracle:
             if v.coeffs[0]:
                 raise UnknownSymbolError(
                     "an evaluation point moves by O(1) (e.g. SAM with an independent radius rho); "
-                    "the coordinate-free view needs increments of order h: tie it to the step (rho = c*h)"
+                    "the coordinate-free view needs increments of order h: tie it to the step (rho = c*h), "
+                    "or expand in h and rho jointly with small=['rho'] (CLI: --small rho)"
                 )
         for v in vectors:
             if _IDENTITY in v.terms:

@@ -46,6 +46,8 @@ class CoordinateFreeModifiedEquation:
     notation: Notation = Notation()
     #: Rules with memory: each state on its slow manifold, as (coefficient with powers of h, tree) pairs.
     slow_manifold: tuple = ()
+    #: Hyperparameters expanded jointly with h (`small=`): terms are complete through total degree `order`.
+    jointly_small: tuple = ()
 
     @property
     def colored(self) -> bool:
@@ -140,7 +142,11 @@ class CoordinateFreeModifiedEquation:
         if notation == "gradient" and self.n_players:
             lhs = r"\frac{d}{dt}\left(" + ", ".join(self.notation.players_latex[: self.n_players]) + r"\right)"
         joined = " \\\\\n  &+ ".join(rows)
-        return f"\\begin{{aligned}}\n  {lhs} &= {joined}\n  + \\mathcal{{O}}(h^{{{self.order + 1}}})\n\\end{{aligned}}"
+        remainder = f"h^{{{self.order + 1}}}"
+        if self.jointly_small:
+            names = " + ".join(["h"] + [sp.latex(x) for x in self.jointly_small])
+            remainder = f"({names})^{{{self.order + 1}}}"
+        return f"\\begin{{aligned}}\n  {lhs} &= {joined}\n  + \\mathcal{{O}}({remainder})\n\\end{{aligned}}"
 
     def to_jax(self, *, loss, allow_float32: bool = False):
         """`field(params, h, **hyperparameters) -> pytree`: the truncated field for a JAX loss of a
@@ -198,15 +204,7 @@ class CoordinateFreeModifiedEquation:
                 if block is not None and not starts[block] <= i < starts[block + 1]:
                     out.append(sp.S.Zero)
                     continue
-                total = sp.S.Zero
-                for indices in itertools.product(range(len(flat)), repeat=len(children)):
-                    term = component
-                    for j in indices:
-                        term = sp.diff(term, flat[j])
-                    for child, j in zip(children, indices):
-                        term *= child[j]
-                    total += term
-                out.append(sp.expand(total))
+                out.append(sp.expand(contract_on_loss(component, flat, children)))
             cache[tree] = sp.Matrix(out)
             return cache[tree]
 
@@ -214,6 +212,20 @@ class CoordinateFreeModifiedEquation:
             sum((c * G(t) for c, t in self.terms[l]), sp.zeros(len(flat), 1)).applyfunc(sp.expand)
             for l in range(self.order + 1)
         )
+
+
+def contract_on_loss(component, params, children) -> sp.Expr:
+    """sum_{j_1..j_m} d_{j_1}...d_{j_m} component * child_1[j_1] ... child_m[j_m]: one entry of
+    nabla^{m+1} E[children] on a concrete loss (component = dE/dparam_i)."""
+    total = sp.S.Zero
+    for indices in itertools.product(range(len(params)), repeat=len(children)):
+        term = component
+        for j in indices:
+            term = sp.diff(term, params[j])
+        for child, j in zip(children, indices):
+            term *= child[j]
+        total += term
+    return total
 
 
 def tidy(c) -> sp.Expr:
@@ -277,7 +289,36 @@ def _elementwise(rule, order_: int):
     return ElementwiseModifiedEquation(rule, order_, tuple(present(f) for f in fields), tuple(manifold))
 
 
-def coordinate_free(rule, order_: int) -> CoordinateFreeModifiedEquation:
+def _jointly_small(rule, order_: int, small) -> CoordinateFreeModifiedEquation:
+    """f~ as a double series in h and the hyperparameters `small` (SAM's rho), complete through total
+    degree order_: derived with each s tied to the step, s = c_s h, then regrouped by powers of h after
+    c_s = s/h (the double series is unique, and the substitution maps h^l c^k to h^{l-k} s^k, k <= l)."""
+    from .._errors import UnknownSymbolError
+
+    by_name = {str(x): x for x in rule.free_symbols}
+    symbols = []
+    for x in small:
+        name = str(x)
+        if name not in by_name:
+            raise UnknownSymbolError(f"small= names {name}, which is not a symbol of {rule.name} ({sorted(by_name)})")
+        symbols.append(by_name[name])
+    tied = {x: sp.Dummy(f"c_{x}") * STEP_SIZE for x in symbols}
+    cf = coordinate_free(rule.bind(tied), order_)
+    back = {list(v.free_symbols - {STEP_SIZE})[0]: x / STEP_SIZE for x, v in tied.items()}
+    regrouped: list[dict] = [dict() for _ in range(order_ + 1)]
+    for l, term in enumerate(cf.terms):
+        for c, t in term:
+            expanded = sp.expand(c.xreplace(back) * STEP_SIZE**l)
+            for j in range(order_ + 1):
+                part = expanded.coeff(STEP_SIZE, j)
+                if part != 0:
+                    regrouped[j][t] = regrouped[j].get(t, 0) + part
+    terms = tuple(tuple((tidy(c), t) for t, c in sorted(r.items(), key=lambda kv: _key(kv[0])) if tidy(c) != 0)
+                  for r in regrouped)
+    return CoordinateFreeModifiedEquation(rule, order_, terms, cf.notation, jointly_small=tuple(symbols))
+
+
+def coordinate_free(rule, order_: int, small=()) -> CoordinateFreeModifiedEquation:
     """The coordinate-free modified equation of a gradient rule.
 
     Runge-Kutta-type rules (GD included) use the exact rational tree recursion;
@@ -286,6 +327,8 @@ def coordinate_free(rule, order_: int) -> CoordinateFreeModifiedEquation:
     """
     from ..rules import GD, RungeKutta
 
+    if small:
+        return _jointly_small(rule, order_, small)
     terms: list[list] = [[] for _ in range(order_ + 1)]
     if isinstance(rule, (GD, RungeKutta)) and not rule.free_symbols:
         for t in tree_coefficients(rule, order_):

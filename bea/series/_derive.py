@@ -143,6 +143,7 @@ def modified_equation(
     values: Mapping | None = None,
     constants: Sequence[sp.Symbol] | None = None,
     max_order: int = MAX_SAFE_ORDER,
+    small: Sequence = (),
     _runner=None,
 ) -> ModifiedEquation:
     """Derive f_0, ..., f_order of the modified equation of `rule` on a concrete loss.
@@ -160,6 +161,9 @@ def modified_equation(
             (floats are read as exact decimals).
         constants: if given, the only symbols besides `params` the losses may use.
         max_order: the highest order accepted; raise it deliberately for very high orders.
+        small: coordinate-free view only: hyperparameters expanded jointly with h (SAM's independent
+            rho, whose evaluation point moves by O(1)); the terms are then complete through total
+            degree `order` in (h, rho). The concrete view is exact in them and takes no `small`.
 
     The step expansion is computed exactly on truncated series and matched to
     the exact flow of f~ with the general correction recursion (Barrett &
@@ -176,7 +180,9 @@ def modified_equation(
     if loss is None and losses is None and params is None and not values:
         from ._coordinate_free import coordinate_free
 
-        return coordinate_free(rule, order)
+        return coordinate_free(rule, order, small)
+    if small:
+        raise UnknownSymbolError("small= is for the coordinate-free view; on a loss the engine is exact in every hyperparameter")
     if (loss is None) == (losses is None):
         raise UnknownSymbolError("give exactly one of loss= or losses= (or neither, for the coordinate-free view)")
     losses = [loss] if loss is not None else list(losses)

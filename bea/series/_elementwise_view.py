@@ -9,7 +9,6 @@ nabla^2 E(grad E/sqrt(grad E^2 + eps)) is the gradient of the perturbed one-norm
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import sympy as sp
@@ -135,6 +134,8 @@ class ElementwiseModifiedEquation:
 
     def evaluate(self, *, loss: sp.Expr, params) -> tuple[sp.Matrix, ...]:
         """The terms on a concrete loss, component by component (independent of the concrete engine)."""
+        from ._coordinate_free import contract_on_loss
+
         params = list(params)
         cache: dict = {}
 
@@ -151,18 +152,7 @@ class ElementwiseModifiedEquation:
         def atom(s):
             if s not in cache:
                 children = [vector(w) for w in atom_arguments(s)]
-                column = []
-                for component in (sp.diff(loss, p) for p in params):
-                    total = sp.S.Zero
-                    for indices in itertools.product(range(len(params)), repeat=len(children)):
-                        term = component
-                        for j in indices:
-                            term = sp.diff(term, params[j])
-                        for child, j in zip(children, indices):
-                            term *= child[j]
-                        total += term
-                    column.append(total)
-                cache[s] = sp.Matrix(column)
+                cache[s] = sp.Matrix([contract_on_loss(sp.diff(loss, p), params, children) for p in params])
             return cache[s]
 
         return tuple(vector(expr) for expr in self.terms)

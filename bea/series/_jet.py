@@ -270,7 +270,7 @@ class VectorSeries(_Series):
 
 def _exact_exponent(exponent) -> sp.Rational:
     if isinstance(exponent, float):
-        exponent = sp.Rational(repr(exponent))
+        exponent = sp.Rational(repr(float(exponent)))
     exponent = sp.sympify(exponent)
     if not exponent.is_Rational:
         raise TypeError(f"series powers must be rational numbers, got {exponent}")

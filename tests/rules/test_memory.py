@@ -214,9 +214,13 @@ def test_iterates_match_optax():
         np.testing.assert_allclose(path[-1], theta, rtol=1e-12, atol=1e-14, err_msg=rule_.name)
 
 
-def test_coordinate_free_view_of_element_wise_rules_is_refused_with_advice():
-    with pytest.raises(bea.UnsupportedError, match="concrete loss"):
-        bea.modified_equation(Adam(), 1)
+def test_element_wise_rules_with_several_losses_are_refused_with_advice():
+    """Element-wise operations have a coordinate-free view (tests/series/test_elementwise.py), but not
+    together with several losses: a clear error that points to the concrete view."""
+    product = bea.rules.rule(lambda theta, grad, h: theta - h * grad[0](theta) * grad[1](theta), n_losses=2)
+    with pytest.raises(bea.UnsupportedError, match="concrete losses"):
+        bea.modified_equation(product, 1)
+    assert isinstance(bea.modified_equation(Adam(), 1), bea.ElementwiseModifiedEquation)
 
 
 @pytest.mark.parametrize("rule_, order", [(HeavyBall(), 2), (Nesterov(), 1)], ids=["heavy-ball", "nesterov"])

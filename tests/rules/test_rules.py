@@ -150,3 +150,12 @@ def test_non_polynomial_loss_step_expansion_matches_iterates(rule_):
             -np.array(sp.N(shifted.subs(point)), dtype=float).ravel(),
             rtol=1e-13,
         )
+
+
+def test_numpy_floats_are_exact_decimals():
+    """NumPy 2 writes repr(np.float64(0.01)) as 'np.float64(0.01)'; it is still the decimal 1/100."""
+    import numpy as np
+
+    from bea.rules import exact
+
+    assert exact(np.float64(0.01)) == sp.Rational(1, 100)

@@ -145,3 +145,28 @@ def test_gd_modified_loss_in_words_and_its_limit():
     assert [(c, text) for c, _, text in pieces[1]] == [(sp.Rational(1, 4), "|∇E|²")]
     with pytest.raises(bea.NoModifiedLossError, match="order 2"):
         bea.modified_equation(GD(), 2).modified_loss()
+
+
+@pytest.mark.parametrize("rule_, name", [(bea.rules.SAM(), "rho"),
+                                         (bea.rules.FiniteDifferenceGR(gamma=sp.Rational(1, 3)), "epsilon")])
+def test_independent_radius_jointly_small(rule_, name):
+    """small=[rho]: the double series in (h, rho) through total degree p equals the concrete engine's terms
+    (exact in rho) truncated at rho-degree p - j."""
+    q0, q1 = sp.symbols("q0 q1")
+    loss = q0**2 / 2 + q0 * q1**2 / 3 + q1**4 / 4
+    order = 2
+    joint = bea.modified_equation(rule_, order, small=[name])
+    assert joint.jointly_small and "(h + " in joint.latex()
+    concrete = bea.modified_equation(rule_, order, loss=loss, params=[q0, q1])
+    radius = next(s for s in rule_.free_symbols if s.name == name)
+    for j, (mine, exact) in enumerate(zip(joint.evaluate(loss=loss, params=[q0, q1]), concrete.terms)):
+        for x, y in zip(mine, exact):
+            truncated = sum(sp.expand(y).coeff(radius, k) * radius**k for k in range(order - j + 1))
+            assert sp.expand(x - truncated) == 0, (j, x, y)
+
+
+def test_small_is_for_the_coordinate_free_view():
+    with pytest.raises(bea.UnknownSymbolError, match="coordinate-free"):
+        bea.modified_equation(bea.rules.SAM(), 1, loss=sp.Symbol("a") ** 2, params=[sp.Symbol("a")], small=["rho"])
+    with pytest.raises(bea.UnknownSymbolError, match="not a symbol"):
+        bea.modified_equation(bea.rules.SAM(), 1, small=["mu"])

@@ -86,9 +86,13 @@ def losses(draw):
 def test_elementwise_terms_equal_the_concrete_engine(problem, rule):
     """f_0, f_1 evaluated on a random loss = the concrete derivation, compared numerically at a point (60 digits)."""
     loss, params = problem
-    concrete = bea.modified_equation(rule, 1, loss=loss, params=params)
-    evaluated = bea.modified_equation(rule, 1).evaluate(loss=loss, params=params)
-    point = {p: sp.Rational(3 + 2 * i, 7) for i, p in enumerate(params)}
+    _assert_agree_at(rule, 1, loss, params, {p: sp.Rational(3 + 2 * i, 7) for i, p in enumerate(params)})
+
+
+def _assert_agree_at(rule, order, loss, params, point):
+    """The coordinate-free terms evaluated on `loss` equal the concrete engine's at `point` (60 digits)."""
+    concrete = bea.modified_equation(rule, order, loss=loss, params=params)
+    evaluated = bea.modified_equation(rule, order).evaluate(loss=loss, params=params)
     for mine, reference in zip(evaluated, concrete.terms):
         for x, y in zip(mine, reference):
             assert abs(sp.N((x - y).subs(point), 60)) < sp.Float("1e-50")
@@ -101,12 +105,7 @@ def test_adabelief_coordinate_free():
     loss = a**2 / 2 + a * b + b**4 / 4
     rule = memory_rule(_adabelief, decays=["beta1", "beta2"], beta1=sp.Rational(1, 2), beta2=sp.Rational(1, 3),
                        eps=sp.Rational(1, 5))
-    concrete = bea.modified_equation(rule, 1, loss=loss, params=[a, b])
-    evaluated = bea.modified_equation(rule, 1).evaluate(loss=loss, params=[a, b])
-    point = {a: sp.Rational(2, 3), b: sp.Rational(-1, 2)}
-    for mine, reference in zip(evaluated, concrete.terms):
-        for x, y in zip(mine, reference):
-            assert abs(sp.N((x - y).subs(point), 60)) < sp.Float("1e-50")
+    _assert_agree_at(rule, 1, loss, [a, b], {a: sp.Rational(2, 3), b: sp.Rational(-1, 2)})
 
 
 def test_lowered_adam_field_equals_the_concrete_one():
@@ -139,9 +138,4 @@ def test_rmsprop_second_order_equals_the_concrete_engine():
     a, b = sp.symbols("a b")
     loss = a**2 / 2 + a * b**2 / 3 + b**2
     rule = RMSProp(rho=sp.Rational(1, 2), eps=sp.Rational(1, 3))
-    concrete = bea.modified_equation(rule, 2, loss=loss, params=[a, b])
-    evaluated = bea.modified_equation(rule, 2).evaluate(loss=loss, params=[a, b])
-    point = {a: sp.Rational(2, 3), b: sp.Rational(-1, 2)}
-    for mine, reference in zip(evaluated, concrete.terms):
-        for x, y in zip(mine, reference):
-            assert abs(sp.N((x - y).subs(point), 60)) < sp.Float("1e-50")
+    _assert_agree_at(rule, 2, loss, [a, b], {a: sp.Rational(2, 3), b: sp.Rational(-1, 2)})
