@@ -20,9 +20,9 @@ from ._errors import BeaError, ParseError
 from ._parse import parse_expression, parse_symbols
 from .exports import NoModifiedLossError
 from .series._colored_trees import Colored
-from .series._coordinate_free import gradient_text
 from .series._derive import modified_equation
 from .series._elementwise_view import ElementwiseModifiedEquation
+from .series._notation import gradient_text
 from .series._trees import level_sequence, tree_coefficients
 
 __all__ = ["RULES", "main"]

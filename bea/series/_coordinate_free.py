@@ -28,8 +28,6 @@ from ._trees import _key, order, symmetry, tree_coefficients
 
 __all__ = ["CoordinateFreeModifiedEquation", "coordinate_free", "gradient_text"]
 
-_gradient_latex = gradient_latex  # kept for `_invariants`
-
 
 @dataclass(frozen=True)
 class CoordinateFreeModifiedEquation:

@@ -74,7 +74,7 @@ def gradient_of_invariant(free) -> dict:
 
 def invariant_text(free) -> str:
     """I(T) in words: 'E', '|∇E|²', '∇E·∇²E ∇E', ..."""
-    from ._coordinate_free import gradient_text
+    from ._notation import gradient_text
 
     if order(free) == 1:
         return "E"
@@ -89,7 +89,7 @@ def invariant_text(free) -> str:
 
 def invariant_latex(free) -> str:
     """I(T) in LaTeX: 'E', '\\|\\nabla E\\|^{2}', '\\nabla E \\cdot \\nabla^{2} E\\, \\nabla E', ..."""
-    from ._coordinate_free import _gradient_latex
+    from ._notation import gradient_latex
 
     if order(free) == 1:
         return "E"
@@ -99,7 +99,7 @@ def invariant_latex(free) -> str:
     leaf = next(v for v, ws in adjacency.items() if len(ws) == 1)
     neighbour = adjacency[leaf][0]
     rest = _rooted_at({v: [w for w in ws if w != leaf] for v, ws in adjacency.items() if v != leaf}, neighbour)
-    return rf"\nabla E \cdot {_gradient_latex(rest)}"
+    return rf"\nabla E \cdot {gradient_latex(rest)}"
 
 
 def potential_of(terms, size: int):
