@@ -23,13 +23,13 @@ recursion (`_correction`, in its general form: L_{n,k} = sum_{i+j=k} D L_{n-1,i}
 
 from __future__ import annotations
 
-from collections import Counter
 from itertools import combinations_with_replacement
 from math import factorial
 
 import sympy as sp
 
 from .._errors import InconsistentRuleError, UnknownSymbolError, UnsupportedError
+from ._bseries_step import _multiplicity_factorials
 from ._jet import ScalarSeries, VectorSeries
 
 __all__ = ["THETA", "ElementwiseAlgebra", "atom_arguments", "contract", "elementwise_modified_field", "is_atom"]
@@ -364,13 +364,6 @@ def _argument_choices(arguments, budget):
                 yield k + power, (c,) + tail
 
 
-def _multiplicity_factorials(items) -> int:
-    out = 1
-    for count in Counter(items).values():
-        out *= factorial(count)
-    return out
-
-
 class ElementwiseOracle:
     """grad(x) and grad.hvp(x, v) for x = theta + delta, on element series."""
 
@@ -414,20 +407,17 @@ def elementwise_modified_field(rule, order: int) -> tuple[list, list]:
     _RELATIONS.clear()
     try:
         algebra = ElementwiseAlgebra()
-        zero = Element({})
+        n = order + 1
         states: list = []
         if hasattr(rule, "decays"):
             # The leading part of the slow manifold first: its sweeps start from zero states, whose
             # transient roots (sqrt((1 - rho) g^2 + eps)) must not become relations of the result.
             lead = _settle(rule, algebra, 0, None)[1]
             _RELATIONS.clear()
-            phi, states = _settle(rule, algebra, order + 1, [s.coeffs[0][0] for s in lead])
+            phi, states = _settle(rule, algebra, n, [s.coeffs[0][0] for s in lead])
         else:
-            n = order + 1
-            theta = VectorSeries(algebra, [(Element.of(THETA),)] + [(zero,)] * n)
-            h = ScalarSeries(algebra, [zero, Element.of(1)] + [zero] * (n - 1))
+            theta, h = _start(algebra, n)
             phi = rule.step(theta, ElementwiseOracle(algebra, n), h)
-        n = order + 1
         if not isinstance(phi, VectorSeries) or phi.coeffs[0][0] != Element.of(THETA):
             raise InconsistentRuleError(f"the step of {rule.name} is not theta + O(h)")
         expansion = [phi.coeffs[k][0] for k in range(1, n + 1)]
@@ -439,13 +429,20 @@ def elementwise_modified_field(rule, order: int) -> tuple[list, list]:
         Element.field = previous
 
 
+def _start(algebra, n: int):
+    """theta and h as series truncated after h^n."""
+    zero = Element({})
+    theta = VectorSeries(algebra, [(Element.of(THETA),)] + [(zero,)] * n)
+    h = ScalarSeries(algebra, ([zero, Element.of(1)] + [zero] * n)[: n + 1])
+    return theta, h
+
+
 def _settle(rule, algebra, n: int, lead):
     """(theta', states) on the slow manifold, series truncated after h^n; `lead`: the states' h^0 parts."""
     from ._slow_manifold import settle
 
     zero = Element({})
-    theta = VectorSeries(algebra, [(Element.of(THETA),)] + [(zero,)] * n)
-    h = ScalarSeries(algebra, [zero, Element.of(1)] + [zero] * (n - 1)) if n else ScalarSeries(algebra, [zero])
+    theta, h = _start(algebra, n)
     oracle = ElementwiseOracle(algebra, n)
 
     def compose(state, point):
