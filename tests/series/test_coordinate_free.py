@@ -7,6 +7,7 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from latex_check import check_latex
+from strategies import polynomial_losses
 
 import bea
 from bea.rules import GD, MIDPOINT, RK4
@@ -18,18 +19,6 @@ def test_gd_second_order_in_words():
     assert cf.text(0) == "-∇E"
     assert cf.text(1) == "-1/2 ∇²E ∇E"
     assert cf.text(2) == "-1/12 ∇³E[∇E, ∇E] - 1/3 ∇²E ∇²E ∇E"
-
-
-@st.composite
-def losses(draw, max_dim=3):
-    n = draw(st.integers(1, max_dim))
-    params = list(sp.symbols(f"q0:{n}"))
-    loss = sum(p**2 for p in params) / 2
-    for _ in range(draw(st.integers(1, 3))):
-        # degree >= 3 so nothing cancels the quadratic anchor, which keeps every parameter in the loss
-        factors = draw(st.lists(st.sampled_from(params), min_size=3, max_size=4))
-        loss += sp.Rational(draw(st.integers(-2, 2)), draw(st.integers(1, 3))) * sp.Mul(*factors)
-    return sp.expand(loss), params
 
 
 C = sp.Symbol("c")
@@ -46,7 +35,7 @@ GRADIENT_RULES = [
 
 
 @settings(max_examples=8, deadline=None)
-@given(losses(), st.sampled_from(GRADIENT_RULES[:3]))
+@given(polynomial_losses(), st.sampled_from(GRADIENT_RULES[:3]))
 def test_coordinate_free_evaluates_to_the_concrete_terms(problem, rule):
     _assert_views_agree(rule, *problem, order=4)
 
@@ -60,7 +49,7 @@ def _assert_views_agree(rule, loss, params, order):
 
 @pytest.mark.slow
 @settings(max_examples=6, deadline=None)
-@given(losses(max_dim=2), st.sampled_from(GRADIENT_RULES[3:]))
+@given(polynomial_losses(max_dim=2), st.sampled_from(GRADIENT_RULES[3:]))
 def test_bseries_rules_evaluate_to_the_concrete_terms(problem, rule):
     """EGR, SAM and finite-difference GR with radii tied to h, and user rules: B-series route vs engine."""
     _assert_views_agree(rule, *problem, order=2)

@@ -13,6 +13,7 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from latex_check import check_latex
+from strategies import polynomial_losses
 
 import bea
 from bea.rules import GD, Adam, RMSProp, memory_rule, sqrt
@@ -69,20 +70,9 @@ RULES = [RMSProp(rho=sp.Rational(1, 2), eps=sp.Rational(1, 10)),
          Adam(beta=sp.Rational(1, 2), rho=sp.Rational(1, 3), eps=sp.Rational(1, 7), weight_decay=sp.Rational(1, 10))]
 
 
-@st.composite
-def losses(draw):
-    n = draw(st.integers(1, 2))
-    params = list(sp.symbols(f"q0:{n}"))
-    loss = sum(p**2 for p in params) / 2
-    for _ in range(draw(st.integers(1, 2))):
-        factors = draw(st.lists(st.sampled_from(params), min_size=2, max_size=3))
-        loss += sp.Rational(draw(st.integers(-2, 2)), draw(st.integers(1, 3))) * sp.Mul(*factors)
-    return sp.expand(loss), params
-
-
 @pytest.mark.slow
 @settings(max_examples=4, deadline=None)
-@given(losses(), st.sampled_from(RULES))
+@given(polynomial_losses(max_dim=2, factors=(2, 3), max_terms=2), st.sampled_from(RULES))
 def test_elementwise_terms_equal_the_concrete_engine(problem, rule):
     """f_0, f_1 evaluated on a random loss = the concrete derivation, compared numerically at a point (60 digits)."""
     loss, params = problem
