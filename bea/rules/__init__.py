@@ -17,7 +17,8 @@ from ._composite import (
 )
 from ._custom import CustomRule, rule
 from ._gradient import EGR, GD, SAM, FiniteDifferenceGR
-from ._memory import Adam, CustomMemoryRule, HeavyBall, MemoryRule, Nesterov, RMSProp, memory_rule, sqrt
+from ._memory import Adam, CustomMemoryRule, HeavyBall, MemoryRule, Nesterov, RMSProp, memory_rule
+from ._operations import dot, norm, sqrt
 from ._runge_kutta import EULER, HEUN, MIDPOINT, RK4, TABLEAUS, RungeKutta
 
 __all__ = [
@@ -37,6 +38,8 @@ __all__ = [
     "RMSProp",
     "memory_rule",
     "sqrt",
+    "dot",
+    "norm",
     "EGR",
     "EULER",
     "GD",

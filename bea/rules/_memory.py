@@ -25,19 +25,9 @@ from typing import Any
 import sympy as sp
 
 from ._base import Rule, exact
+from ._operations import sqrt
 
-__all__ = ["Adam", "HeavyBall", "MemoryRule", "Nesterov", "RMSProp", "memory_rule", "sqrt"]
-
-
-def sqrt(x):
-    """Element-wise square root on arrays and on the engine's series alike."""
-    from ..series._jet import ScalarSeries, VectorSeries
-
-    if isinstance(x, (ScalarSeries, VectorSeries)):
-        return x.sqrt()
-    import jax.numpy as jnp
-
-    return jnp.sqrt(x)
+__all__ = ["Adam", "HeavyBall", "MemoryRule", "Nesterov", "RMSProp", "memory_rule"]
 
 
 def _bias(decay, n):

@@ -37,7 +37,7 @@ from ._colored_trees import (
     make,
     to_plain,
 )
-from ._jet import ScalarSeries
+from ._jet import ScalarSeries, branch_error, components_error
 
 __all__ = ["bseries_modified_field"]
 
@@ -108,6 +108,7 @@ class TreeVector:
     """theta * c_theta + sum_t k_t(h) F(t)/sigma(t), keyed by coloured tree (None for theta)."""
 
     __array_priority__ = 1000
+    __array_ufunc__ = None  # NumPy defers to our operators (np.float64 * vector) and refuses np.sqrt(vector)
     is_vector = True  # scalars defer to us in products
 
     def __init__(self, terms: dict, n: int):
@@ -147,6 +148,30 @@ class TreeVector:
     def __truediv__(self, other):
         scalar = ScalarSeries.coerce(other, _SCALARS, self.n)
         return TreeVector({k: v / scalar for k, v in self.terms.items()}, self.n)
+
+    # A B-series has no components and no inner products (those are scalar invariants, not tree sums):
+    # dot/@ raise TypeError so that `coordinate_free` falls back to the element-wise engine, which has both.
+    def __matmul__(self, other):
+        raise TypeError("inner products have no B-series form")
+
+    __rmatmul__ = __matmul__
+
+    def __bool__(self):
+        raise branch_error()
+
+    def _compare(self, other):
+        raise branch_error()
+
+    __lt__ = __le__ = __gt__ = __ge__ = _compare
+
+    def __len__(self):
+        raise components_error("len")
+
+    def __getitem__(self, i):
+        raise components_error("indexing")
+
+    def __iter__(self):
+        raise components_error("iteration")
 
     def block(self, start: int, stop: int) -> TreeVector:
         """P F(t) for the projection P on parameters [start, stop): relabels the root of every tree."""

@@ -32,7 +32,10 @@ from .._errors import InconsistentRuleError, UnknownSymbolError, UnsupportedErro
 from ._bseries_step import _multiplicity_factorials
 from ._jet import ScalarSeries, VectorSeries
 
-__all__ = ["THETA", "ElementwiseAlgebra", "atom_arguments", "contract", "elementwise_modified_field", "is_atom"]
+__all__ = [
+    "THETA", "ElementwiseAlgebra", "atom_arguments", "contract", "elementwise_modified_field", "inner_arguments",
+    "is_atom", "is_inner",
+]
 
 #: theta itself, as an element (AdamW's decay term -lambda theta).
 THETA = sp.Symbol("θ")
@@ -44,6 +47,48 @@ _SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 def is_atom(symbol) -> bool:
     return symbol in _ATOMS
+
+
+# Scalar invariants <p, q> = sum_i p_i q_i of two vector monomials (bea.rules.dot): the same in every
+# component, so they multiply elements like scalars, but depend on theta: D<p, q>[w] = <Dp[w], q> + <p, Dq[w]>.
+_INNER: dict[sp.Symbol, tuple] = {}  # symbol -> (p, q), sorted
+_INNER_BY_KEY: dict[tuple, sp.Symbol] = {}
+
+
+def is_inner(symbol) -> bool:
+    return symbol in _INNER
+
+
+def inner_arguments(symbol) -> tuple:
+    """The vector monomials (p, q) of the invariant <p, q> (1 stands for the vector of ones)."""
+    return _INNER[symbol]
+
+
+def _inner_atom(p, q) -> sp.Symbol:
+    key = tuple(sorted((p, q), key=sp.default_sort_key))
+    if key == (sp.S.One, sp.S.One):
+        raise UnsupportedError(
+            "the step takes the inner product of two constant vectors, which is the dimension of the parameters; "
+            "the coordinate-free view holds in every dimension: derive on a concrete loss (loss=..., params=...)"
+        )
+    if key not in _INNER_BY_KEY:
+        symbol = sp.Symbol(f"|{key[0]}|²" if key[0] == key[1] else f"⟨{key[0]}, {key[1]}⟩")
+        _INNER[symbol] = key
+        _INNER_BY_KEY[key] = symbol
+    return _INNER_BY_KEY[key]
+
+
+def _depends(expr) -> bool:
+    """Depends on theta: contains a contraction, theta itself, or an inner product of such."""
+    return any(s in _ATOMS or s == THETA or s in _INNER for s in expr.free_symbols)
+
+
+def _scalar_and_vector(monomial) -> tuple:
+    """A monomial as (factors equal in every component, factors that are vectors)."""
+    scalar, vector = [], []
+    for factor in sp.Mul.make_args(monomial):
+        (vector if _is_vector(factor) else scalar).append(factor)
+    return sp.Mul(*scalar), sp.Mul(*vector)
 
 
 def atom_arguments(symbol) -> tuple:
@@ -73,7 +118,7 @@ def _atom(arguments: tuple) -> sp.Symbol:
 
 def _in_field(factor) -> bool:
     """A scalar factor the coefficient field holds (rational in the hyperparameters; not sqrt(2))."""
-    if _is_vector(factor):
+    if _depends(factor):
         return False
     try:
         Element.field.from_sympy(factor)
@@ -237,8 +282,30 @@ def _contract_elements(arguments) -> Element:
         c = Element.field.one
         for _, ci in choice:
             c = c * ci
-        key = _atom(tuple(m for m, _ in choice))
-        out[key] = out[key] + c if key in out else c
+        scalars, vectors = zip(*[_pulled_out(m) for m, _ in choice]) if choice else ((), ())
+        for key, value in _reduced(sp.Mul(*scalars) * _atom(tuple(vectors)), c):
+            out[key] = out[key] + value if key in out else value
+    return Element(out)
+
+
+def _pulled_out(monomial) -> tuple:
+    """(invariant factors, the rest) of a contraction's argument: scalar invariants <p, q> leave the
+    multilinear contraction; other factors stay (as before inner products existed)."""
+    scalar, vector = _scalar_and_vector(monomial)
+    if not scalar.free_symbols & set(_INNER):
+        return sp.S.One, monomial
+    return scalar, vector
+
+
+def _inner_elements(a: Element, b: Element) -> Element:
+    """<a, b> for elements: bilinear, invariant factors pulled out of both arguments."""
+    out: dict = {}
+    for m1, c1 in a.terms.items():
+        s1, v1 = _scalar_and_vector(m1)
+        for m2, c2 in b.terms.items():
+            s2, v2 = _scalar_and_vector(m2)
+            for key, value in _reduced(s1 * s2 * _inner_atom(v1, v2), c1 * c2):
+                out[key] = out[key] + value if key in out else value
     return Element(out)
 
 
@@ -255,15 +322,21 @@ class ElementwiseAlgebra:
     """The coefficient algebra of the series: `Element`s."""
 
     params = ()
+    #: theta stands for a vector of any dimension: its components cannot be read (`VectorSeries._concrete`).
+    abstract_dimension = True
 
     def from_expr(self, expr):
         return Element.of(expr)
+
+    def inner(self, a, b) -> Element:
+        """<a, b> of two elements (coefficients of vector series), for `bea.rules.dot`."""
+        return _inner_elements(Element.of(a), Element.of(b))
 
     def to_expr(self, value):
         return value.expr() if isinstance(value, Element) else value
 
     def from_expr_or_seed(self, expr):
-        if expr.is_Pow and expr.exp.is_Rational and _is_vector(expr.base):  # head^r in a series power
+        if expr.is_Pow and expr.exp.is_Rational and _depends(expr.base):  # head^r in a series power
             return Element.of(expr.base).power(expr.exp)
         return Element.of(expr)
 
@@ -320,7 +393,11 @@ class _Evaluator:
             out = self.series([THETA] + self.delta[1:])
         elif expr in _ATOMS:
             out = self.contract_at([self(w) for w in _ATOMS[expr]])
-        elif not _is_vector(expr):
+        elif expr in _INNER:
+            p, q = (self(w) for w in _INNER[expr])
+            out = self.series([sum((_inner_elements(p.coeffs[i], q.coeffs[k - i]) for i in range(k + 1)), Element({}))
+                               for k in range(self.order + 1)])
+        elif not _depends(expr):
             out = self.series([expr])
         elif expr.is_Add:
             out = sum((self(a) for a in expr.args[1:]), self(expr.args[0]))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ._elementwise import THETA, atom_arguments, is_atom
+from ._elementwise import THETA, atom_arguments, inner_arguments, is_atom, is_inner
 
 __all__ = ["ElementwiseModifiedEquation", "present"]
 
@@ -49,7 +49,17 @@ def _names(expr, latex: bool) -> dict:
             out[s] = r"\theta" if latex else "θ"
         elif is_atom(s):
             out[s] = _atom_name(s, latex)
+        elif is_inner(s):
+            out[s] = _inner_name(s, latex)
     return out
+
+
+def _inner_name(invariant, latex: bool) -> str:
+    """|p|^2 or <p, q> (p, q elements; 1 is the vector of ones)."""
+    if not latex:
+        return str(invariant)
+    p, q = [sp.latex(w, symbol_names=_names(w, True)) if w != 1 else r"\mathbf{1}" for w in inner_arguments(invariant)]
+    return rf"\left\|{p}\right\|^{{2}}" if p == q else rf"\left\langle {p}, {q}\right\rangle"
 
 
 def _atom_name(atom, latex: bool) -> str:
@@ -140,13 +150,16 @@ class ElementwiseModifiedEquation:
         cache: dict = {}
 
         def vector(expr):
-            """An element as a column: atoms by index contraction, then the expression per component."""
+            """An element as a column: atoms by index contraction, invariants <p, q> by sums over
+            components, then the expression per component."""
             values = {s: atom(s) for s in expr.free_symbols if is_atom(s)}
+            invariants = {s: sp.expand((vector(p).T * vector(q))[0]) for s in expr.free_symbols if is_inner(s)
+                          for p, q in [inner_arguments(s)]}
             out = []
             for i in range(len(params)):
                 point = {s: v[i] for s, v in values.items()}
                 point[THETA] = params[i]
-                out.append(expr.xreplace(point))
+                out.append(expr.xreplace({**point, **invariants}))
             return sp.Matrix(out)
 
         def atom(s):

@@ -14,21 +14,92 @@ Scalars that are SymPy expressions may contain the step-size symbol h
 from __future__ import annotations
 
 import numbers
+import operator
 from collections.abc import Sequence
 
+import numpy as np
 import sympy as sp
 
+from .._errors import UnsupportedError
 from ._algebra import Algebra, NotPolynomialError
 
-__all__ = ["ScalarSeries", "VectorSeries", "STEP_SIZE"]
+__all__ = ["STEP_SIZE", "ScalarSeries", "VectorSeries", "branch_error", "components_error"]
 
 #: The step-size symbol h used by every rule and every result.
 STEP_SIZE = sp.Symbol("h", positive=True)
 
 
+_NUMPY_ARITHMETIC = {
+    np.add: operator.add, np.subtract: operator.sub, np.multiply: operator.mul, np.true_divide: operator.truediv,
+    np.negative: operator.neg, np.power: operator.pow, np.matmul: operator.matmul,
+}
+
+_STEP_OPERATIONS = (
+    "a step may use arithmetic (+, -, *, /, ** with rational exponents), grad(x), grad.hvp(x, v), "
+    "bea.rules.sqrt, bea.rules.dot and bea.rules.norm"
+)
+
+
+class _SympyMisuse(UnsupportedError, sp.SympifyError):
+    """A series given to SymPy: a `SympifyError`, so that SymPy's operators return NotImplemented and Python
+    falls back to ours (Rational(1, 2) * series), and a `BeaError` that teaches where it surfaces (sympy.sqrt)."""
+
+    def __init__(self, message: str):
+        ValueError.__init__(self, message)
+        self.expr, self.base_exc = None, None
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def branch_error() -> UnsupportedError:
+    """A step branched on a value of the iteration (shared by every engine's vector and scalar types)."""
+    return UnsupportedError(
+        "a step branched on a value (if/while/min/max/abs/comparison on a quantity of the iteration): a branch "
+        "on values has no power series in h, so it cannot be expanded. Write the branch-free formula that "
+        "holds in the region of interest (e.g. clipping by norm when |g| > c: theta - h*c*g/bea.rules.norm(g)); "
+        + _STEP_OPERATIONS
+    )
+
+
+def components_error(what: str) -> UnsupportedError:
+    """A step read components of the abstract parameter vector of a coordinate-free derivation."""
+    return UnsupportedError(
+        f"the step reads components of a vector ({what}); in the coordinate-free view the parameter vector "
+        "has no fixed dimension, so components, lengths and sums over them have no meaning there. Write inner "
+        "products and norms with bea.rules.dot(u, v) (or u @ v) and bea.rules.norm(u), which have a "
+        "coordinate-free form, or derive on a concrete loss (loss=..., params=...)"
+    )
+
+
 class _Series:
     __slots__ = ("algebra", "coeffs", "valid")
     __array_priority__ = 1000  # win against NumPy scalars in mixed arithmetic
+
+    # A step runs on these objects instead of arrays; what has no meaning on a power series says so.
+    def __bool__(self):
+        raise branch_error()
+
+    def _compare(self, other):
+        self.__bool__()
+
+    __lt__ = __le__ = __gt__ = __ge__ = _compare
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        # NumPy scalars in arithmetic (np.float64(0.5) * theta) reach us here: plain operators handle them.
+        arithmetic = _NUMPY_ARITHMETIC.get(ufunc)
+        if method == "__call__" and arithmetic is not None and not kwargs:
+            return arithmetic(*(x.item() if isinstance(x, np.generic) else x for x in inputs))
+        raise UnsupportedError(
+            f"numpy.{ufunc.__name__} was applied inside a step; NumPy functions cannot run on the engine's exact "
+            f"series. Use bea.rules.sqrt (or dot, norm), which works on arrays and series alike: {_STEP_OPERATIONS}"
+        )
+
+    def _sympy_(self):
+        raise _SympyMisuse(
+            "a SymPy function was applied to a quantity of the step (sympy.sqrt(...), sympy.exp(...)); the step "
+            f"runs on series and on arrays, so use bea.rules.sqrt: {_STEP_OPERATIONS}"
+        )
 
     def __init__(self, algebra: Algebra, coeffs: Sequence, valid: int | None = None):
         self.algebra = algebra
@@ -54,11 +125,8 @@ class ScalarSeries(_Series):
             return value
         if isinstance(value, VectorSeries):
             raise TypeError("expected a scalar, got a vector series")
-        if isinstance(value, float):
-            raise TypeError(
-                f"the float {value!r} reached the exact engine; use sympy.Rational or an integer "
-                "(bea converts floats given as hyperparameters to exact decimals for you)"
-            )
+        if isinstance(value, float):  # a constant in the step (0.5 * h): the exact decimal it denotes
+            value = sp.Rational(repr(float(value)))
         expr = sp.sympify(value)
         zero = algebra.zero
         if STEP_SIZE not in expr.free_symbols:
@@ -140,6 +208,12 @@ class ScalarSeries(_Series):
         algebra = self.algebra
         head = self.coeffs[0]
         if algebra.is_zero(head):
+            if self.coeffs[1:2] and not algebra.is_zero(self.coeffs[1]) and exponent.q != 1:
+                raise UnsupportedError(
+                    f"the power {exponent} of a quantity that starts at h^1 (such as sqrt(h)) has no power series "
+                    "in h: a deterministic rule must be a power series in h; noise of size sqrt(h) is a stochastic "
+                    "rule (a modified SDE), not a modified ODE"
+                )
             raise ZeroDivisionError(
                 f"the power {exponent} of a quantity that vanishes at h = 0 has no power series in h "
                 "(a square root or division by a moment that is zero on the flow, e.g. eps = 0)"
@@ -174,16 +248,52 @@ class VectorSeries(_Series):
 
     @property
     def shape(self) -> tuple[int]:
+        self._concrete("shape")
         return (self.dim,)
 
+    def _concrete(self, what: str) -> None:
+        """Refuse to read components of the abstract vector of a coordinate-free derivation."""
+        if getattr(self.algebra, "abstract_dimension", False):
+            raise components_error(what)
+
     def __len__(self) -> int:
+        self._concrete("len")
         return self.dim
+
+    def __iter__(self):
+        self._concrete("iteration")
+        return (self.component(i) for i in range(self.dim))
 
     def component(self, i: int) -> ScalarSeries:
         return ScalarSeries(self.algebra, [c[i] for c in self.coeffs], self.valid)
 
     def __getitem__(self, i: int) -> ScalarSeries:
+        self._concrete("indexing")
         return self.component(i)
+
+    def dot(self, other: VectorSeries) -> ScalarSeries:
+        """<self, other> = sum_i self_i other_i, a scalar series (`bea.rules.dot`).
+
+        Coordinate-free algebras (`inner` defined) keep <p, q> as a scalar invariant of the coefficients.
+        """
+        if not isinstance(other, VectorSeries):
+            raise UnsupportedError(f"dot(u, v) takes two parameter vectors, got {type(other).__name__}")
+        self._check(other)
+        inner = getattr(self.algebra, "inner", None)
+        if inner is None:
+            return sum((self.component(i) * other.component(i) for i in range(1, self.dim)),
+                       self.component(0) * other.component(0))
+        n = len(self.coeffs)
+        out = [self.algebra.zero] * n
+        for i, a in enumerate(self.coeffs):
+            if self.algebra.is_zero(a[0]):
+                continue
+            for j, b in enumerate(other.coeffs[: n - i]):
+                if not self.algebra.is_zero(b[0]):
+                    out[i + j] = out[i + j] + inner(a[0], b[0])
+        return ScalarSeries(self.algebra, out, min(self.valid, other.valid))
+
+    __matmul__ = dot
 
     @classmethod
     def stack(cls, components: Sequence[ScalarSeries]) -> VectorSeries:
