@@ -9,9 +9,13 @@ from __future__ import annotations
 __all__ = [
     "BeaError",
     "InconsistentRuleError",
+    "InvalidArrayError",
+    "InvalidHyperparameterError",
     "InvalidOrderError",
+    "InvalidRuleError",
     "NonSmoothLossError",
     "ParseError",
+    "SlowDerivationWarning",
     "UnknownSymbolError",
     "UnsupportedError",
 ]
@@ -33,6 +37,20 @@ class InconsistentRuleError(BeaError):
     """The update rule is not theta + O(h), so no flow (and no modified equation) matches it."""
 
 
+class InvalidHyperparameterError(BeaError):
+    """A hyperparameter is out of its range (beta outside [0, 1), eps <= 0, ...), not finite, or not a number."""
+
+
+class InvalidRuleError(BeaError, TypeError):
+    """A rule is malformed: its step is not a callable of the right signature, a building block is of the
+    wrong kind, a declared decay is not a hyperparameter. Also a TypeError, as these were before."""
+
+
+class InvalidArrayError(BeaError, TypeError):
+    """An array given to a lowered function or to `bea.iterate` has the wrong shape or dtype.
+    Also a TypeError, as JAX raises for mismatched shapes."""
+
+
 class InvalidOrderError(BeaError):
     """The requested order is not a non-negative integer, or is beyond the safe range."""
 
@@ -43,3 +61,7 @@ class ParseError(BeaError):
 
 class UnsupportedError(BeaError):
     """The input is valid but this view or combination is not available; the message names one that is."""
+
+
+class SlowDerivationWarning(UserWarning):
+    """A derivation is estimated to take minutes (from measured timings); it runs anyway."""

@@ -15,12 +15,15 @@ import os
 import sys
 from collections.abc import Callable
 
+import sympy as sp
+
 from . import rules as _rules
-from ._errors import BeaError, ParseError
-from ._parse import parse_expression, parse_symbols
-from .exports import NoModifiedLossError
+from ._errors import BeaError, InvalidOrderError, ParseError
+from ._parse import check_loss, parse_expression, parse_symbols
+from .exports import NoModifiedLossError, to_dict
+from .exports._cse import common_subexpressions
 from .series._colored_trees import Colored
-from .series._derive import modified_equation
+from .series._derive import MAX_SAFE_ORDER, modified_equation
 from .series._elementwise_view import ElementwiseModifiedEquation
 from .series._notation import gradient_text
 from .series._trees import level_sequence, tree_coefficients
@@ -106,8 +109,8 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="comma-separated parameter names (repeat once per player in games)")
     derive.add_argument("--order", type=int, required=True, metavar="P", help="derive f_0..f_P (P >= 0)")
     derive.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="assignments",
-                        help="fix a hyperparameter or a loss constant (exact: 0.1 means 1/10); "
-                        "values may use h, e.g. rho=2*h")
+                        help="fix a hyperparameter or a loss constant (exact: 0.1 means 1/10; finite and real); "
+                        "values may use h, e.g. rho=2*h, but not the parameters")
     derive.add_argument("--constants", metavar="x,y",
                         help="declare the only symbols the loss may use besides the parameters (catches typos)")
     derive.add_argument("--trees", action="store_true",
@@ -126,38 +129,22 @@ def _build_parser() -> argparse.ArgumentParser:
     derive.add_argument("--modified-loss", action="store_true",
                         help="also give the modified loss E~ (f_0 + ... + h^P f_P = -grad E~) when the field is a "
                         "gradient; otherwise say at which order it stops being one")
+    derive.add_argument("--cse", action="store_true",
+                        help="on a loss, with --text or --json: name the shared subexpressions c0, c1, ... once "
+                        "(each may use earlier ones) and write f_0..f_P in them, instead of fully expanded "
+                        "(JSON: 'subexpressions' as [name, expression] pairs, 'terms' in those names)")
+    derive.add_argument("--max-order", type=int, default=MAX_SAFE_ORDER, metavar="N",
+                        help=f"the highest --order accepted (default {MAX_SAFE_ORDER}): terms grow combinatorially "
+                        "and the series is only asymptotic; raise it to go further on purpose")
     form = derive.add_mutually_exclusive_group()
     form.add_argument("--json", dest="format", action="store_const", const="json", help="one JSON object")
     form.add_argument("--latex", dest="format", action="store_const", const="latex", help="a LaTeX display formula")
     form.add_argument("--text", dest="format", action="store_const", const="text", help="plain text (default)")
     derive.set_defaults(format="text", handler=_derive)
 
-    from .verify import MODELS
+    from .verify._command import add_parser as add_verify_parser
 
-    verify = sub.add_parser(
-        "verify",
-        help="measure the local and global error orders of the truncated modified flow on a model",
-        description="Run RULE's own iteration on a model and integrate its modified flow truncated after f_P\n"
-        "(diffrax, Dopri8, tolerance 1e-13); fit the log-log slopes of the local error (expected P+2) and\n"
-        "the global error over a fixed time (expected P+1). Points where the iteration diverges, round-off\n"
-        "or the ODE solver's error dominates are flagged and left out of the fit.\n\nModels:\n"
-        + "\n".join(f"  {name:14s} {(fn.__doc__ or '').strip().splitlines()[0]}" for name, fn in MODELS.items()),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Example: bea verify gd --model two-param --order 1 --json --plot slopes.png",
-    )
-    verify.add_argument("rule", choices=sorted(RULES), metavar="RULE", help="one of: " + ", ".join(RULES))
-    verify.add_argument("--model", required=True, choices=sorted(MODELS), metavar="NAME",
-                        help="one of: " + ", ".join(MODELS))
-    verify.add_argument("--order", type=int, required=True, metavar="P", help="truncate the modified field after f_P")
-    verify.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="assignments",
-                        help="hyperparameter values (numbers), e.g. --set beta=0.5")
-    verify.add_argument("--h", metavar="H1,H2,...", help="step sizes (default: 5 values from 4e-3 down by 2x)")
-    verify.add_argument("--time", type=float, default=0.1, help="time span of the global error (default 0.1)")
-    verify.add_argument("--local-only", action="store_true", help="skip the global error")
-    verify.add_argument("--plot", metavar="FILE", help="write the log-log figure (errors, fitted lines, reference slopes)")
-    verify.add_argument("--json", dest="format", action="store_const", const="json", default="text",
-                        help="one JSON object")
-    verify.set_defaults(handler=_verify)
+    add_verify_parser(sub, RULES, _verify)
     return parser
 
 
@@ -172,10 +159,12 @@ def _split_assignments(entry: _Entry, rule_fields: set[str], assignments: list[s
             if text not in entry.choices[name]:
                 raise ParseError(f"--set {name} must be one of {', '.join(entry.choices[name])}, got {text!r}")
             options[name] = text
-        elif name in rule_fields:
-            options[name] = parse_expression(text)
         else:
-            values[name] = parse_expression(text)
+            try:
+                value = parse_expression(text)
+            except ParseError as exc:  # say which --set it was
+                raise ParseError(f"--set {name}: {exc}") from None
+            (options if name in rule_fields else values)[name] = value
     return options, values
 
 
@@ -239,8 +228,13 @@ def _initial_point(args, cf) -> str:
     return "\n".join((f"E~_{names[p]}" if cf.n_players else "E~") + f" = {ip.text(p)}" for p in players)
 
 
+def _coefficient_times(c, text: str) -> str:
+    """'E' for 1 * E and '-E' for -1 * E (not '(1) E'); '(c) text' otherwise."""
+    return text if c == 1 else f"-{text}" if c == -1 else f"({c}) {text}"
+
+
 def _coordinate_free(args, rule) -> str:
-    cf = modified_equation(rule, args.order, small=args.small)
+    cf = modified_equation(rule, args.order, small=args.small, max_order=args.max_order)
     if args.initial_point:
         return _initial_point(args, cf)
     loss, note = _modified_loss(cf, args.modified_loss)
@@ -261,17 +255,69 @@ def _coordinate_free(args, rule) -> str:
         return cf.latex() + (f"\n% {note}" if note else "") + (f"\n{cf.modified_loss_latex()}" if loss else "")
     lines = [f"f_{l} = {cf.text(l)}" for l in range(cf.order + 1)]
     if loss is not None:
-        lines += [f"E~_{l} = " + " + ".join(f"({c}) {text}" for c, _, text in piece) for l, piece in enumerate(loss)]
+        lines += [f"E~_{l} = " + " + ".join(_coefficient_times(c, text) for c, _, text in piece)
+                  for l, piece in enumerate(loss)]
     elif note:
         lines.append(note)
     return "\n".join(lines)
 
 
+def _named_like_fields(default, options: dict) -> dict:
+    """`options` plus each symbolic hyperparameter left at its default, renamed after its field
+    (FiniteDifferenceGR's, RMSProp's and Adam's Symbol('epsilon') becomes eps, keeping its assumptions),
+    so that the output, --set NAME= and --small NAME all use the one name the CLI documents."""
+    if not dataclasses.is_dataclass(default):
+        return options
+    renamed = {}
+    for field in dataclasses.fields(default):
+        value = getattr(default, field.name, None)
+        if field.init and field.name not in options and isinstance(value, sp.Symbol) and value.name != field.name:
+            renamed[field.name] = sp.Symbol(field.name, **value.assumptions0)
+    return {**options, **renamed}
+
+
+def _check_assignments(options: dict, values: dict, params) -> None:
+    """--set values are hyperparameters and loss constants: they may not name or contain the parameters."""
+    names = {p.name for p in params}
+    for name, value in [*values.items(), *options.items()]:
+        if name in names:
+            raise ParseError(f"--set {name}=...: {name} is a parameter (--params); only hyperparameters and loss "
+                             "constants take values")
+        used = sorted(s.name for s in getattr(value, "free_symbols", ()) if s.name in names)
+        if used:
+            raise ParseError(
+                f"--set {name}={value}: a value may not contain the parameters ({', '.join(used)}), which would "
+                "change the loss's dependence on them; write the loss in the parameters directly"
+            )
+
+
+def _cse_lines(me) -> list[str]:
+    """Text of --cse: the shared subexpressions, then f_l[p] written in them."""
+    flat = [c for term in me.terms for c in term]
+    subexpressions, reduced = common_subexpressions(flat, taken=[*me.params, *me.symbols])
+    lines = [f"{name} = {value}" for name, value in subexpressions]
+    n = len(me.params)
+    for l in range(len(me.terms)):
+        lines += [f"f_{l}[{p}] = {c}" for p, c in zip(me.params, reduced[l * n:(l + 1) * n])]
+    return lines
+
+
 def _derive(args) -> str:
+    if args.order > args.max_order:  # before any work; the engine's message names its Python keyword
+        raise InvalidOrderError(
+            f"--order {args.order} is above --max-order {args.max_order}: the number of terms grows combinatorially "
+            f"and the series is only asymptotic; pass --max-order {args.order} to go further on purpose"
+        )
+    if args.cse and not (args.loss or args.params):
+        raise ParseError("--cse is for terms on a loss (--loss, --params); the coordinate-free view is already factored")
+    if args.cse and args.format == "latex":
+        raise ParseError("--cse is available with --text and --json, not --latex")
     entry = RULES[args.rule]
     default = entry.make()
     fields = {f.name for f in dataclasses.fields(default)} if dataclasses.is_dataclass(default) else set()
     options, values = _split_assignments(entry, fields, args.assignments)
+    given = dict(options)
+    options = _named_like_fields(default, options)
     if args.rule == "sgd-steps":
         if args.batches is not None and args.loss and args.batches != len(args.loss):
             raise ParseError(f"--batches {args.batches} but {len(args.loss)} --loss given")
@@ -301,14 +347,23 @@ def _derive(args) -> str:
         raise ParseError("--loss and --params go together (leave both out for the coordinate-free view)")
     params = [p for group in args.params for p in parse_symbols(group)]
     by_name = {p.name: p for p in params}
+    _check_assignments(given, values, params)
     losses = [parse_expression(text, by_name) for text in args.loss]
+    hyperparameters = {s.name for s in rule.free_symbols}
+    for k, loss in enumerate(losses):  # as the engine will see it: with the --set values in
+        clash = sorted({s.name for s in loss.free_symbols} & hyperparameters)
+        if clash:  # by name: the rule's symbols may carry assumptions (eps > 0) that the loss's lack
+            raise ParseError(f"the loss uses {', '.join(clash)}, which {args.rule} uses as a hyperparameter "
+                             f"(--set {clash[0]}=...); rename it in the loss")
+        substituted = loss.xreplace({s: values[s.name] for s in loss.free_symbols if s.name in values})
+        check_loss(substituted, params, "the loss" if len(losses) == 1 else f"loss {k + 1} (--loss {args.loss[k]!r})")
     constants = None if args.constants is None else parse_symbols(args.constants)
     me = modified_equation(
-        rule, args.order, losses=losses, params=params, values=values, constants=constants
+        rule, args.order, losses=losses, params=params, values=values, constants=constants, max_order=args.max_order
     )
     loss_terms, loss_note = _modified_loss(me, args.modified_loss)
     if args.format == "json":
-        data = me.to_dict()
+        data = me.to_dict() if not args.cse else to_dict(me, cse=True)
         if args.modified_loss:
             data["modified_loss"] = None if loss_terms is None else [str(u) for u in loss_terms.terms]
             data["modified_loss_note"] = loss_note
@@ -321,9 +376,10 @@ def _derive(args) -> str:
             out += "\n% " + loss_note
         return out
     lines = [f"rule {args.rule}: modified equation to order {me.order} in h, parameters {', '.join(map(str, me.params))}"]
-    for l, term in enumerate(me.terms):
-        for p, c in zip(me.params, term):
-            lines.append(f"f_{l}[{p}] = {c}")
+    if args.cse:
+        lines += _cse_lines(me)
+    else:
+        lines += [f"f_{l}[{p}] = {c}" for l, term in enumerate(me.terms) for p, c in zip(me.params, term)]
     if loss_terms is not None:
         lines += [f"E~_{l} = {u}" for l, u in enumerate(loss_terms.terms)]
     elif loss_note:
@@ -331,58 +387,11 @@ def _derive(args) -> str:
     return "\n".join(lines)
 
 
-def _verify(args) -> str:
-    import jax
-    import numpy as np
+def _verify(args):
+    """`bea verify`: see bea/verify/_command.py (inputs checked before any work; exit 1 when a slope is off)."""
+    from .verify._command import run
 
-    from .lowering import require_x64
-    from .verify import global_error, local_error
-    from .verify import model as make_model
-
-    jax.config.update("jax_enable_x64", True)  # verification is float64 work
-    require_x64("bea verify")
-    entry = RULES[args.rule]
-    default = entry.make()
-    fields = {f.name for f in dataclasses.fields(default)} if dataclasses.is_dataclass(default) else set()
-    options, values = _split_assignments(entry, fields, args.assignments)
-    model = make_model(args.model)
-    if args.rule == "sgd-steps":
-        raise ParseError("sgd-steps needs batch losses; verify it from Python with a Model of several losses")
-    if model.players is not None and args.rule in ("simultaneous-gd", "alternating-gd"):
-        options["players"] = model.players
-    rule = entry.make(**options) if options else default
-    numbers = {}
-    for name, value in values.items():
-        if not value.is_number:
-            raise ParseError(f"--set {name} must be a number for verification, got {value}")
-        numbers[name] = value
-    if args.order < 0:
-        raise ParseError("--order must be >= 0")
-    steps = np.geomspace(4e-3, 2.5e-4, 5) if args.h is None else [float(parse_expression(t)) for t in args.h.split(",")]
-    results = {"local_error": local_error(rule, model, args.order, step_sizes=steps, values=numbers)}
-    if not args.local_only:
-        results["global_error"] = global_error(rule, model, args.order, step_sizes=steps, time=args.time, values=numbers)
-    if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        figure, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
-        for ax, (kind, result) in zip(axes[0], results.items()):
-            result.plot(ax)
-            ax.set_title(f"{args.rule} on {args.model}, p = {args.order}: {kind.replace('_', ' ')}")
-        figure.tight_layout()
-        figure.savefig(args.plot)
-    if args.format == "json":
-        return json.dumps({"rule": args.rule, "model": args.model, "order": args.order,
-                           **{k: v.to_dict() for k, v in results.items()}})
-    lines = []
-    for kind, r in results.items():
-        flagged = [f"h={h:.3g} ({f})" for h, f in zip(r.h, r.flags) if f]
-        lines.append(f"{kind.replace('_', ' ')}: slope {r.slope:.3f} (expected {r.expected})"
-                     + (f"; left out: {', '.join(flagged)}" if flagged else "") + (f"; {r.note}" if r.note else ""))
-    return "\n".join(lines)
+    return run(args, RULES, _split_assignments, _Entry)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -402,11 +411,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"bea: internal error: {type(exc).__name__}: {exc} (rerun with BEA_DEBUG=1 and report it)", file=sys.stderr)
         return 1
+    # A handler may return an outcome with an exit status (bea verify: 1 when a slope is off the expected one).
+    status, summary = getattr(output, "status", 0), getattr(output, "summary", "")
     try:
-        print(output)
+        print(getattr(output, "output", output))
     except BrokenPipeError:  # e.g. piped into head: not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
+    if summary:
+        print(f"bea: {summary}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover

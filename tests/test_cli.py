@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 import sympy as sp
@@ -163,10 +164,281 @@ def test_elementwise_rules_coordinate_free(capsys):
     assert code == 0
     data = json.loads(out)
     assert data["view"] == "coordinate-free, element-wise"
-    assert data["elementwise_terms"][0]["text"] == "-∇E/sqrt(epsilon + ∇E**2)"
-    assert "∇‖∇E‖_(1,epsilon)" in data["elementwise_terms"][1]["text"]
+    assert data["elementwise_terms"][0]["text"] == "-∇E/sqrt(eps + ∇E**2)"  # named like --set eps=
+    assert "∇‖∇E‖_(1,eps)" in data["elementwise_terms"][1]["text"]
 
 
 def test_jointly_small_radius(capsys):
     code, out, _ = run(capsys, "derive", "sam", "--order", "1", "--small", "rho")
     assert code == 0 and out.splitlines() == ["f_0 = -∇E - rho ∇²E ∇E", "f_1 = -1/2 ∇²E ∇E"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# bea verify (issue 18): inputs checked before any work, exit status against --tolerance, user rules and models,
+# composite rules, help text.
+# ---------------------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def no_sweep(monkeypatch):
+    """Fail the test if `bea verify` starts a sweep: every input error must come before it."""
+    import bea.verify._sweep as sweep
+
+    def started(*args, **kwargs):
+        raise AssertionError("bea verify started a sweep before checking its inputs")
+
+    monkeypatch.setattr(sweep, "local_error", started)
+    monkeypatch.setattr(sweep, "global_error", started)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["gd", "--h", "-1"], "--h: every step size must be a finite number > 0, got -1"),
+    (["gd", "--h", "0,0.002,0.001"], "--h: every step size must be a finite number > 0, got 0"),
+    (["gd", "--h", "inf,0.002,0.001"], "finite number > 0"),
+    (["gd", "--h", "1e-3"], "--h has 1 step size"),
+    (["gd", "--h", "1e-3,1e-3,1e-3"], "--h repeats 0.001"),
+    (["gd", "--h", "0.004,,0.001"], "empty entry"),
+    (["gd", "--time", "-1"], "--time must be a finite time > 0"),
+    (["gd", "--time", "0.004"], "longer than --time/4"),
+    (["gd", "--tolerance", "-1"], "--tolerance must be"),
+    (["gd", "--plot", "/nonexistent/dir/x.png"], "--plot /nonexistent/dir/x.png: the directory /nonexistent/dir does not exist"),
+    (["gd", "--plot", "slopes.nope"], "--plot slopes.nope: give a file name ending in one of"),
+    (["heavy-ball"], "heavy-ball needs a number for beta to be iterated: add --set beta=..."),
+    (["adam", "--local-only"], "adam needs a number for beta, eps, rho to be iterated: add --set beta=..."),
+    (["rmsprop", "--set", "rho=0.5"], "add --set eps=..."),
+    (["heavy-ball", "--set", "beta=0.5", "--set", "x=1"], "--set: heavy-ball has no free hyperparameter x"),
+    (["heavy-ball", "--set", "beta=x"], "--set beta=x: verification iterates the rule, so beta must be a number"),
+    (["heavy-ball", "--set", "beta=oo"], "--set beta"),
+    (["heavy-ball", "--set", "beta=0.5", "--order", "11"], "--order 11 is above 10"),
+    (["gd", "--order", "-1"], "--order must be an integer >= 0"),
+    (["sgd-steps"], "sgd-steps takes one loss per batch and two-param has one; use --model mlp-2-batches"),
+    (["simultaneous-gd"], "two-player game and two-param has no players; use a game model (--model bilinear-game"),
+    (["gd", "--model", "bilinear-game"], "verify simultaneous-gd or alternating-gd on it"),
+    (["gd", "--model", "resnet"], "--model: unknown model 'resnet'"),
+    (["adamw"], "unknown rule 'adamw'"),
+    (["no_such_module_bea:rule"], "cannot import no_such_module_bea"),
+    (["bea.rules:NoSuchRule"], "bea.rules has no attribute 'NoSuchRule'"),
+    (["bea.rules:TABLEAUS"], "is dict, not a bea.rules.Rule"),
+    (["bea.rules:rule"], "calling it without arguments raised TypeError"),
+])
+def test_verify_checks_every_input_before_the_sweep(capsys, no_sweep, args, words):
+    argv = ["verify", *args]
+    if "--model" not in args:
+        argv += ["--model", "two-param"]
+    if "--order" not in args:
+        argv += ["--order", "1"]
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert words in err
+
+
+def test_verify_exit_status_follows_the_tolerance(capsys):
+    args = ["verify", "gd", "--model", "quadratic", "--order", "1", "--h", "0.02,0.01,0.005", "--local-only"]
+    code, out, err = run(capsys, *args)
+    assert code == 0 and err == "" and out.startswith("local error: slope 2.99")
+    code, out, err = run(capsys, *args, "--tolerance", "0.001", "--json")
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith("bea: verify failed: local error slope 2.99") and "--tolerance 0.001" in err
+    data = json.loads(out)  # the numbers still come out, for the log of the failed CI job
+    assert data["passed"] is False and data["local_error"]["passed"] is False and data["tolerance"] == 0.001
+
+
+def test_verify_prints_step_sizes_as_given(capsys):
+    code, out, _ = run(capsys, "verify", "gd", "--model", "quadratic", "--order", "1", "--local-only", "--json",
+                       "--h", "2e-2,0.01,5e-3")
+    assert code == 0 and '"h": [0.02, 0.01, 0.005]' in out
+
+
+def test_verify_vanishing_term_passes_with_a_note(capsys):
+    """Midpoint has f_1 = 0, so at order 0 the local slope is 3: a pass that says why, not a failure."""
+    code, out, err = run(capsys, "verify", "midpoint", "--model", "two-param", "--order", "0", "--local-only",
+                         "--h", "0.004,0.002,0.001")
+    assert code == 0 and err == ""
+    assert "(expected 3)" in out and "f_1 vanishes on this model" in out and "instead of 2" in out
+
+
+RULES_MODULE = '''
+import bea
+
+def _extrapolated(theta, grad, h, c):
+    return theta - h * grad(theta - c * h * grad(theta))
+
+extrapolated = bea.rules.rule(_extrapolated, name="extrapolated", c=None)
+
+def momentum():
+    return bea.rules.HeavyBall()
+'''
+
+
+def test_verify_user_rule_by_module_attribute(capsys, tmp_path, monkeypatch):
+    (tmp_path / "my_rules.py").write_text(RULES_MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    base = ["--model", "quadratic", "--order", "1", "--h", "0.02,0.01,0.005", "--local-only"]
+    code, _, err = run(capsys, "verify", "my_rules:extrapolated", *base)
+    assert code == 2 and "extrapolated needs a number for c to be iterated: add --set c=..." in err
+    code, out, _ = run(capsys, "verify", "my_rules:extrapolated", *base, "--set", "c=0.5")
+    assert code == 0 and out.startswith("local error: slope 2.9")
+    # A factory, by path: loaded, called, and its hyperparameter asked for before any sweep.
+    code, _, err = run(capsys, "verify", f"{tmp_path / 'my_rules.py'}:momentum", *base)
+    assert code == 2 and "heavy-ball needs a number for beta to be iterated: add --set beta=..." in err
+
+
+def test_verify_help_lists_whole_model_lines(capsys):
+    from bea.verify import MODELS
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["verify", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and line.split()[0] in MODELS}
+    assert set(lines) == set(MODELS)
+    assert all(line.rstrip().endswith((".", ")")) for line in lines.values()), lines
+    assert "16-8-10" in lines["mlp"] and "(JAX only)." in lines["mlp"]
+    assert "module:attribute" in out and "--tolerance" in out
+
+
+@pytest.mark.slow
+def test_verify_sgd_steps_on_batches(capsys):
+    code, out, err = run(capsys, "verify", "sgd-steps", "--model", "mlp-2-batches", "--order", "1",
+                         "--h", "0.4,0.2,0.1,0.05", "--local-only")
+    assert code == 0, err
+    assert abs(float(out.split("slope ")[1].split()[0]) - 3) < 0.15
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# bea derive hardening (issue 18): bounded parsing, refused inputs, names, --cse, --max-order
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--loss", "a*10**10**10", "--params", "a", "--order", "1"], "exponent 10000000000 is beyond 1000"),
+    (["--loss", "a**2*x", "--params", "a", "--order", "1", "--set", "x=9**9**9"], "--set x: cannot parse '9**9**9'"),
+    (["--loss", "factorial(10**9)*a", "--params", "a", "--order", "1"], "factorial(...) of a number beyond 1000"),
+    (["--loss", "a**(10**8)", "--params", "a", "--order", "1", "--modified-loss"], "exponent 100000000"),
+    (["--loss", "a**100000", "--params", "a", "--order", "1", "--modified-loss"], "exponent 100000 is beyond"),
+    (["--loss", "(a + x + y)**729", "--params", "a", "--order", "0"], "at most 10000"),
+    (["--loss", "(a + x)**600", "--params", "a", "--order", "0", "--set", "x=b1 + b2"], "at most 10000"),
+])
+def test_huge_inputs_fail_at_once(capsys, args, words):
+    start = time.perf_counter()
+    code, out, err = run(capsys, "derive", "gd", *args)
+    assert time.perf_counter() - start < 0.5
+    assert code == 2 and out == "" and err.count("\n") == 1 and words in err
+
+
+def test_large_exponent_within_the_limit_is_quick(capsys):
+    start = time.perf_counter()
+    code, out, _ = run(capsys, "derive", "gd", "--loss", "a**1000", "--params", "a", "--order", "1", "--modified-loss")
+    assert code == 0 and "E~_1 = 250000*a**1998" in out
+    assert time.perf_counter() - start < 2
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "oo", "-oo", "zoo", "1/0", "I", "1j", "sqrt(-1)"])
+def test_non_finite_or_complex_set_values_are_refused(capsys, value):
+    code, out, err = run(capsys, "derive", "heavy-ball", "--loss", "a**2", "--params", "a", "--order", "1",
+                         "--set", f"beta={value}")
+    assert code == 2 and out == "" and err.startswith("bea: error: --set beta: cannot parse")
+    assert any(word in err for word in ("finite", "real", "imaginary", "division by zero"))
+
+
+@pytest.mark.parametrize("loss, words", [
+    ("nan*a", "finite"), ("I*a**2", "imaginary unit"), ("sqrt(a**2)", "equals |a|"),
+    ("(a**2)**(1/2)*b", "equals |a|"), ("sqrt((a*b - 1)**2)", "equals |a*b - 1|"), ("sqrt(a**2 + b**2)", "a norm"),
+])
+def test_losses_that_are_not_smooth_and_real_are_refused(capsys, loss, words):
+    code, out, err = run(capsys, "derive", "gd", "--loss", loss, "--params", "a,b", "--order", "1")
+    assert code == 2 and out == "" and err.count("\n") == 1 and words in err and "-nan" not in err
+
+
+def test_smoothness_is_checked_with_the_set_values_in(capsys):
+    args = ["derive", "gd", "--loss", "sqrt(a**2 + x**2)", "--params", "a", "--order", "1"]
+    assert run(capsys, *args, "--set", "x=1/10")[0] == 0
+    code, _, err = run(capsys, *args, "--set", "x=0")
+    assert code == 2 and "equals |a|" in err
+
+
+def test_set_value_may_not_contain_a_parameter(capsys):
+    code, out, err = run(capsys, "derive", "gd", "--loss", "a**2*x", "--params", "a", "--order", "1", "--set", "x=a")
+    assert code == 2 and out == "" and "--set x=a: a value may not contain the parameters (a)" in err
+    code, _, err = run(capsys, "derive", "sam", "--loss", "a**2", "--params", "a", "--order", "1", "--set", "rho=a*h")
+    assert code == 2 and "--set rho=a*h" in err
+    code, _, err = run(capsys, "derive", "gd", "--loss", "a**2", "--params", "a", "--order", "1", "--set", "a=1")
+    assert code == 2 and "a is a parameter" in err
+
+
+def test_decimals_in_powers_are_exact(capsys):
+    code, out, _ = run(capsys, "derive", "gd", "--loss", "a**0.5 + a", "--params", "a", "--order", "1", "--json")
+    assert code == 0
+    decimal, = json.loads(out)["terms"][1]
+    _, out, _ = run(capsys, "derive", "gd", "--loss", "sqrt(a) + a", "--params", "a", "--order", "1", "--json")
+    assert decimal == json.loads(out)["terms"][1][0] and "." not in decimal
+    assert sp.sympify(decimal) == 1 / (16 * a**2) + 1 / (8 * a ** sp.Rational(3, 2))
+
+
+def test_hyperparameters_are_printed_as_they_are_set(capsys):
+    """--set eps= and --small eps: the output says eps too (the rules' default symbol is epsilon)."""
+    code, out, _ = run(capsys, "derive", "fd-gr", "--order", "1", "--small", "eps")
+    assert code == 0 and "eps*gamma/2 ∇³E[∇E, ∇E]" in out and "epsilon" not in out
+    code, out, _ = run(capsys, "derive", "rmsprop", "--loss", "a**2/2", "--params", "a", "--order", "0", "--set", "rho=1/2")
+    assert code == 0 and "f_0[a] = -a/sqrt(a**2 + eps)" in out
+    code, _, err = run(capsys, "derive", "adam", "--loss", "eps*a**2", "--params", "a", "--order", "0")
+    assert code == 2 and "the loss uses eps, which adam uses as a hyperparameter" in err
+    code, _, err = run(capsys, "derive", "adam", "--loss", "a**2", "--params", "a", "--order", "0", "--set", "epsilon=1")
+    assert code == 2 and "'eps'" in err
+
+
+def test_modified_loss_text_without_unit_coefficients(capsys):
+    code, out, _ = run(capsys, "derive", "gd", "--order", "1", "--modified-loss")
+    assert code == 0 and out.splitlines()[2:] == ["E~_0 = E", "E~_1 = (1/4) |∇E|²"]
+
+
+LOGISTIC = ["--loss", "log(1 + exp(-y*(a*x + b*z + c)))", "--params", "a,b,c", "--order", "2"]
+
+
+def test_cse_text_is_shorter_and_equal(capsys):
+    code, full, _ = run(capsys, "derive", "gd", *LOGISTIC)
+    assert code == 0
+    code, short, _ = run(capsys, "derive", "gd", *LOGISTIC, "--cse")
+    assert code == 0 and len(short) < len(full) / 2
+    definitions = {}
+    for line in short.splitlines()[1:]:
+        name, value = line.split(" = ")
+        value = sp.sympify(value).xreplace(definitions)
+        if name.startswith("f_"):
+            expected = next(l.split(" = ")[1] for l in full.splitlines() if l.startswith(name + " = "))
+            assert sp.simplify(value - sp.sympify(expected)) == 0, name
+        else:
+            definitions[sp.Symbol(name)] = value
+
+
+def test_cse_json_substitutes_back(capsys):
+    code, full, _ = run(capsys, "derive", "gd", *LOGISTIC, "--json")
+    code, short, _ = run(capsys, "derive", "gd", *LOGISTIC, "--json", "--cse")
+    assert code == 0
+    full, short = json.loads(full), json.loads(short)
+    assert short["subexpressions"] and len(json.dumps(short)) < len(json.dumps(full))
+    pairs = [(sp.Symbol(name), sp.sympify(value)) for name, value in short["subexpressions"]]
+    for l, term in enumerate(short["terms"]):
+        for component, expected in zip(term, full["terms"][l]):
+            value = sp.sympify(component)
+            for name, definition in reversed(pairs):
+                value = value.xreplace({name: definition})
+            assert sp.simplify(value - sp.sympify(expected)) == 0
+
+
+@pytest.mark.parametrize("args, words", [
+    (["gd", "--order", "2", "--cse"], "--cse is for terms on a loss"),
+    (["gd", "--loss", "a**4", "--params", "a", "--order", "2", "--cse", "--latex"], "--cse is available with --text and --json"),
+])
+def test_cse_bad_combinations(capsys, args, words):
+    code, out, err = run(capsys, "derive", *args)
+    assert code == 2 and out == "" and words in err
+
+
+def test_max_order_is_a_cli_flag(capsys):
+    code, out, err = run(capsys, "derive", "gd", "--loss", "a**2", "--params", "a", "--order", "13")
+    assert code == 2 and out == "" and "pass --max-order 13" in err and "max_order=" not in err
+    code, _, err = run(capsys, "derive", "gd", "--order", "13")  # the coordinate-free view too
+    assert code == 2 and "--max-order" in err and "max_order=" not in err
+    code, out, _ = run(capsys, "derive", "gd", "--loss", "a**2", "--params", "a", "--order", "13", "--max-order", "13")
+    assert code == 0 and "f_13[a] = " in out

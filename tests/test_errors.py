@@ -100,3 +100,47 @@ def test_iterate_requires_float64():
 def test_iterate_needs_hyperparameter_values():
     with pytest.raises(ValueError, match="mu"):
         bea.iterate(bea.rules.EGR(), LOSS, [1.0, 1.0], 0.1, 2, params=[a, b])
+
+
+def test_loss_that_is_not_an_expression():
+    """loss=object() raised SymPy's SympifyError."""
+    for values in (None, {"x": 1}):
+        with pytest.raises(bea.UnknownSymbolError, match="must be a SymPy expression"):
+            bea.modified_equation(GD(), 1, loss=object(), params=[a, b], values=values)
+    with pytest.raises(bea.UnknownSymbolError, match="loss 2 must be a SymPy expression"):
+        bea.modified_equation(bea.rules.SGDSteps(2), 1, losses=[LOSS, None], params=[a, b])
+
+
+def test_loss_as_text_reads_names_as_symbols():
+    """A string loss is parsed like --loss: 'beta' is a symbol, not SymPy's beta function."""
+    me = bea.modified_equation(GD(), 1, loss="beta*(a*b - 1)**2/2", params=[a, b])
+    assert sp.Symbol("beta") in me.symbols
+    assert me.terms == bea.modified_equation(GD(), 1, loss=sp.Symbol("beta") * LOSS, params=[a, b]).terms
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), sp.oo, 1j])
+def test_values_must_be_finite_reals(value):
+    x = sp.Symbol("x")
+    with pytest.raises(bea.InvalidHyperparameterError, match="the value of x must be"):
+        bea.modified_equation(GD(), 1, loss=LOSS * x, params=[a, b], values={x: value})
+    with pytest.raises(bea.InvalidHyperparameterError, match="the value of mu must be"):
+        bea.modified_equation(bea.rules.EGR(), 1, loss=LOSS, params=[a, b], values={"mu": value})
+
+
+# -- text given to the Python API goes through the same bounded parser as the CLI (bea/_parse.py) --
+
+
+@pytest.mark.parametrize("text, words", [
+    ("9**9**9", "exponent 387420489 is beyond 1000"), ("factorial(10**9)", "factorial"), ("nan", "finite"),
+    ("I", "imaginary unit"),
+])
+def test_text_hyperparameters_and_losses_are_parsed_with_bounds(text, words):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(bea.ParseError, match=words.replace("(", r"\(")):
+        bea.rules.SAM(rho=text)
+    with pytest.raises(bea.ParseError, match=words.replace("(", r"\(")):
+        bea.modified_equation(GD(), 1, loss=f"a*b*({text})", params=[a, b])
+    assert time.perf_counter() - start < 1
+    assert bea.rules.SAM(rho="0.5").rho == sp.Rational(1, 2)

@@ -1,7 +1,7 @@
 # ruff: noqa: E501  (cell text: markdown and code lines of the notebooks)
 """Build the notebooks in notebooks/ from the cell lists below and execute them (outputs saved).
 
-    python tools/build_notebooks.py [NAME ...]
+    python tools/build_notebooks.py [NAME ...]    # NAME: 00_quickstart, quickstart or notebooks/00_quickstart.ipynb
 
 The notebooks are generated so that their text lives in reviewable Python; the
 test suite executes every notebook again on a fresh kernel.
@@ -28,6 +28,46 @@ from IPython.display import Math, display
 import bea"""
 
 NOTEBOOKS: dict[str, list[tuple[str, str]]] = {}
+
+NOTEBOOKS["00_quickstart"] = [
+    ("md", """# bea in five minutes
+
+Backward error analysis of gradient descent on Barrett & Dherin's two-parameter model $E = (y - abx)^2/2$ (ICLR 2021, arXiv:2009.11162, Appendix D), then the coordinate-free view, modified losses and tree coefficients. Every formula below is derived by `bea` when the notebook runs."""),
+    ("code", """import sympy as sp
+from IPython.display import Math, display
+
+import bea
+
+a, b, x, y = sp.symbols('a b x y')
+E = (y - a * b * x) ** 2 / 2"""),
+    ("md", """## Concrete view: the modified equation to second order"""),
+    ("code", """me = bea.modified_equation(bea.rules.GD(), 2, loss=E, params=[a, b])
+display(Math(me.latex()))"""),
+    ("md", """To first order the field is a gradient: the implicit gradient regularizer $E + \\frac{h}{4}\\|\\nabla E\\|^2$ (eq. A.27)."""),
+    ("code", """loss = me.modified_loss(1)
+display(Math(loss.latex()))
+g = sp.Matrix([E.diff(a), E.diff(b)])
+assert sp.expand(loss.terms[1] - (g.T * g)[0] / 4) == 0"""),
+    ("md", """## Coordinate-free view, in any dimension"""),
+    ("code", """cf = bea.modified_equation(bea.rules.GD(), 3)
+display(Math(cf.latex()))
+for l in range(4):
+    print(f'f_{l} =', cf.text(l))"""),
+    ("code", """try:
+    cf.modified_loss()
+except bea.NoModifiedLossError as exc:
+    print(exc)
+display(Math(bea.modified_equation(bea.rules.GD(), 1).modified_loss_latex()))"""),
+    ("md", """SAM with its radius tied to the step, $\\rho = c h$, strengthens the regularizer by $c/2$:"""),
+    ("code", """c = sp.Symbol('c')
+sam = bea.modified_equation(bea.rules.SAM(rho=c * bea.h), 1)
+print(sam.text(1))
+display(Math(sam.modified_loss_latex()))"""),
+    ("md", """## Tree coefficients (Hairer-Lubich-Wanner / BSeries.jl normalization)"""),
+    ("code", """for term in bea.tree_coefficients(bea.rules.MIDPOINT, 3):
+    print(term.level_sequence, term.coefficient)
+print('sum through order 9:', sum(t.coefficient for t in bea.tree_coefficients(bea.rules.MIDPOINT, 8)))"""),
+]
 
 NOTEBOOKS["01_igr_two_param"] = [
     ("md", """# Implicit gradient regularization on the two-parameter model
@@ -311,6 +351,36 @@ written = bea.rules.rule(lambda theta, grad, h: theta - h * (grad(theta + h * gr
 fgr = bea.modified_equation(written, 3, loss=E, params=[a, b])
 assert all(sp.expand(u - v) == sp.zeros(2, 1) for u, v in zip(flood.terms, fgr.terms))
 display(Math(flood.latex()))"""),
+    ("md", """## Trajectories against their modified flows
+
+Each algorithm on the two-parameter model from $(2.8, 3.5)$, $h = 0.005$: its iterates, the flow of its $f_0$ (the
+regularized gradient flow it is usually identified with) and its modified flow $f_0 + h f_1$. The first correction
+accounts for most of the drift of the iterates from $f_0$'s flow (the gaps are printed in the legends)."""),
+    ("code", """step, steps, theta0 = 0.005, 300, np.array([2.8, 3.5])
+regularized = {
+    "EGR, mu = 0.01": bea.rules.EGR(mu=0.01),
+    "F-GR, gamma = 0.02, eps = 0.01": bea.rules.FiniteDifferenceGR(gamma=0.02, eps=0.01),
+    "B-GR, gamma = 0.02, eps = 0.01": bea.rules.FiniteDifferenceGR(gamma=0.02, eps=0.01, kind="backward"),
+    "SAM, rho = 0.01": bea.rules.SAM(rho=0.01),
+}
+times = step * np.arange(1, steps + 1)
+A, B = np.meshgrid(np.linspace(0, 3.2, 200), np.linspace(1.5, 3.8, 200))
+fig, axes = plt.subplots(1, 4, figsize=(16, 4.2), sharey=True)
+for ax, (name, R) in zip(axes, regularized.items()):
+    iterates = np.asarray(bea.iterate(R, E, theta0, step, steps, params=[a, b]))
+    paths, gaps = {}, {}
+    for p in (0, 1):
+        flow = bea.verify.flow_solver(bea.modified_equation(R, p, loss=E, params=[a, b]).to_jax())
+        paths[p] = np.vstack([theta0, np.asarray(flow(theta0, step, times))])
+        gaps[p] = np.linalg.norm(paths[p] - iterates, axis=1).max()
+    assert gaps[1] < gaps[0] / 3, (name, gaps)
+    ax.contourf(A, B, np.log10((0.6 - A * B) ** 2 / 2 + 1e-6), levels=30, cmap="Greys")
+    ax.plot(paths[0][:, 0], paths[0][:, 1], lw=2, label=f"flow of f_0 (max gap {gaps[0]:.1e})")
+    ax.plot(paths[1][:, 0], paths[1][:, 1], lw=2, label=f"modified flow f_0 + h f_1 ({gaps[1]:.1e})")
+    ax.plot(iterates[::10, 0], iterates[::10, 1], ".", ms=5, label=f"iterates, h = {step}")
+    ax.set_title(name); ax.set_xlabel("a"); ax.legend(fontsize=7, loc="lower right")
+axes[0].set_ylabel("b")
+plt.tight_layout(); plt.show()"""),
 ]
 
 
@@ -326,6 +396,15 @@ def build(name: str, cells) -> None:
     print("wrote", path)
 
 
+def resolve(name: str) -> str:
+    """The notebook a command-line name means: with or without the number prefix, '.ipynb' or 'notebooks/'."""
+    stem = pathlib.Path(name).name.removesuffix(".ipynb")
+    matches = [key for key in NOTEBOOKS if stem in (key, key.split("_", 1)[1])]
+    if len(matches) != 1:
+        raise SystemExit(f"build_notebooks.py: no notebook named {name!r}; available: {', '.join(NOTEBOOKS)}")
+    return matches[0]
+
+
 if __name__ == "__main__":
-    for name in sys.argv[1:] or NOTEBOOKS:
+    for name in [resolve(n) for n in sys.argv[1:]] or NOTEBOOKS:
         build(name, NOTEBOOKS[name])

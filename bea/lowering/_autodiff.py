@@ -21,9 +21,9 @@ from collections.abc import Callable
 
 import sympy as sp
 
-from .._errors import UnknownSymbolError
+from .._errors import InvalidArrayError, UnknownSymbolError
 from ..series._jet import STEP_SIZE
-from ._x64 import require_x64
+from ._x64 import check_floating, check_scalar, require_x64
 
 __all__ = ["lower_coordinate_free", "lower_elementwise", "lower_initial_point_loss"]
 
@@ -38,31 +38,45 @@ def _directional(grad: Callable, x, directions: list):
     return fn(x)
 
 
-def _check_params(params):
+def _check_params(params, *, allow_float32: bool = True, what: str = "params") -> None:
+    """A non-empty pytree of floating leaves (float64 unless allow_float32); static, so fine under jit/vmap."""
     import jax
     import jax.numpy as jnp
 
     leaves = jax.tree_util.tree_leaves(params)
     if not leaves:
-        raise UnknownSymbolError("the parameter pytree has no leaves")
+        raise UnknownSymbolError(f"the parameter pytree {what} has no leaves")
     for leaf in leaves:
-        dtype = jnp.asarray(leaf).dtype
-        if not jnp.issubdtype(dtype, jnp.floating):
-            raise TypeError(
-                f"parameter leaves must be floating-point arrays, got one of dtype {dtype}; "
-                "integer leaves have no gradient (cast with .astype(jnp.float64))"
-            )
+        try:
+            dtype = jnp.asarray(leaf).dtype
+        except TypeError:
+            raise InvalidArrayError(f"every leaf of {what} must be an array, got {leaf!r}") from None
+        check_floating(dtype, f"a leaf of {what}", allow_float32=allow_float32,
+                       how="lower with to_jax(loss=..., allow_float32=True)")
 
 
-def _check_call(names, values: dict, params) -> None:
-    """Every hyperparameter given, none unknown, floating-point leaves."""
+def _check_call(names, values: dict, params, h=0.0, *, allow_float32: bool = True, params0=None) -> None:
+    """Every hyperparameter given, none unknown, all scalars (as h); floating leaves; params0 shaped like params."""
+    import jax
+
     missing = [n for n in names if n not in values]
     if missing:
         raise UnknownSymbolError(f"missing hyperparameter value(s) {', '.join(missing)}; pass them as keywords")
     unknown = sorted(set(values) - set(names))
     if unknown:
         raise UnknownSymbolError(f"unknown keyword(s) {', '.join(unknown)}; this field takes {list(names)}")
-    _check_params(params)
+    check_scalar(h, "h")
+    for n in names:
+        check_scalar(values[n], n)
+    _check_params(params, allow_float32=allow_float32)
+    if params0 is not None:  # the initial point: the same structure and shapes as the parameters
+        _check_params(params0, allow_float32=allow_float32, what="params0")
+        shapes = jax.tree_util.tree_map(lambda x: jax.numpy.shape(x), params)
+        shapes0 = jax.tree_util.tree_map(lambda x: jax.numpy.shape(x), params0)
+        if jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(params0) or shapes != shapes0:
+            raise InvalidArrayError(
+                f"params0 (the step's initial point) must be shaped like params: expected {shapes}, got {shapes0}"
+            )
 
 
 def _loss_functions(cf, loss) -> list:
@@ -130,9 +144,11 @@ def lower_coordinate_free(cf, loss, *, allow_float32: bool = False):
         return unravel(field_flat(flat, unravel, masks, h, values))
 
     def field(params, h, **values):
-        _check_call(names, values, params)
         if players and (not isinstance(params, (list, tuple)) or len(params) != players):
-            raise TypeError(f"this field has {players} players: pass params as a tuple of {players} pytrees, one each")
+            raise InvalidArrayError(
+                f"this field has {players} players: pass params as a tuple of {players} pytrees, one each"
+            )
+        _check_call(names, values, params, h, allow_float32=allow_float32)
         return run(params, jnp.asarray(h, dtype=jnp.float64 if not allow_float32 else None),
                    tuple(jnp.asarray(values[n]) for n in names))
 
@@ -189,7 +205,7 @@ def lower_initial_point_loss(ip, loss, *, allow_float32: bool = False):
         return tuple(out) if players else out[0]
 
     def loss_fn(params, params0, h, **values):
-        _check_call(names, values, params)
+        _check_call(names, values, params, h, allow_float32=allow_float32, params0=params0)
         return run(params, params0, jnp.asarray(h, dtype=jnp.float64 if not allow_float32 else None),
                    tuple(jnp.asarray(values[n]) for n in names))
 
@@ -204,24 +220,36 @@ def lower_elementwise(result, loss, *, allow_float32: bool = False):
     import jax.numpy as jnp
     from jax.flatten_util import ravel_pytree
 
-    from ..series._elementwise import THETA, atom_arguments, is_atom
+    from ..series._elementwise import THETA, atom_arguments, inner_arguments, is_atom, is_inner
 
     if not callable(loss):
         raise TypeError("loss= must be a JAX function of the parameter pytree returning a scalar")
     if not allow_float32:
         require_x64("lowering an element-wise modified equation to JAX")
     total = sum((STEP_SIZE**l * f for l, f in enumerate(result.terms)), sp.S.Zero)
-    free = {s for s in total.free_symbols if not is_atom(s) and s not in (THETA, STEP_SIZE)}
-    for s in list(total.free_symbols):
-        if is_atom(s):
-            free |= {x for w in atom_arguments(s) for x in w.free_symbols if not is_atom(x) and x != THETA}
+
+    def arguments(s):
+        return atom_arguments(s) if is_atom(s) else inner_arguments(s) if is_inner(s) else None
+
+    def hyperparameters(expr) -> set:
+        """The scalar symbols of an element, inside contractions and inner products too."""
+        out = set()
+        for s in expr.free_symbols:
+            inside = arguments(s)
+            if inside is not None:
+                out |= set().union(*(hyperparameters(w) for w in inside))
+            elif s not in (THETA, STEP_SIZE):
+                out.add(s)
+        return out
+
+    free = hyperparameters(total)
     symbols = tuple(sorted(free, key=str))
     names = tuple(s.name for s in symbols)
     compiled: dict = {}
 
     def element(expr, atoms, flat, h, values):
         """An element on arrays: atoms first (nested jvps), then the expression entry by entry."""
-        inputs = sorted((s for s in expr.free_symbols if is_atom(s)), key=str)
+        inputs = sorted((s for s in expr.free_symbols if arguments(s) is not None), key=str)
         if expr not in compiled:
             compiled[expr] = sp.lambdify([inputs, THETA, STEP_SIZE, symbols], expr, modules="jax", dummify=True)
         return compiled[expr]([atoms(s) for s in inputs], flat, h, values) + jnp.zeros_like(flat)
@@ -237,9 +265,13 @@ def lower_elementwise(result, loss, *, allow_float32: bool = False):
         cache: dict = {}
 
         def atoms(s):
+            """A contraction by nested jvps, or an inner product <p, q> (a scalar) of two elements."""
             if s not in cache:
-                directions = [element(w, atoms, flat, h, values) for w in atom_arguments(s)]
-                cache[s] = grad(flat) if not directions else _directional(grad, flat, directions)
+                evaluated = [element(w, atoms, flat, h, values) for w in arguments(s)]
+                if is_inner(s):
+                    cache[s] = jnp.sum(evaluated[0] * evaluated[1])
+                else:
+                    cache[s] = grad(flat) if not evaluated else _directional(grad, flat, evaluated)
             return cache[s]
 
         return element(total, atoms, flat, h, values)
@@ -250,7 +282,7 @@ def lower_elementwise(result, loss, *, allow_float32: bool = False):
         return unravel(field_flat(flat, unravel, h, values))
 
     def field(params, h, **values):
-        _check_call(names, values, params)
+        _check_call(names, values, params, h, allow_float32=allow_float32)
         return run(params, jnp.asarray(h, dtype=jnp.float64 if not allow_float32 else None),
                    tuple(jnp.asarray(values[n]) for n in names))
 

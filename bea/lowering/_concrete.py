@@ -12,20 +12,28 @@ from collections.abc import Sequence
 
 import sympy as sp
 
-from .._errors import UnknownSymbolError
+from .._errors import InvalidArrayError, UnknownSymbolError
 from ..series._jet import STEP_SIZE
-from ._x64 import require_x64
+from ._x64 import check_floating, check_scalar, require_x64
 
 __all__ = ["LoweredFunction", "lower_expressions"]
 
 
 class LoweredFunction:
-    """fn(theta, [h,] **symbols) -> array, jit-compiled; `symbols` names the keyword arguments it needs."""
+    """fn(theta, [h,] **symbols) -> array, jit-compiled; `symbols` names the keyword arguments it needs.
 
-    def __init__(self, fn, symbols: tuple[str, ...], uses_h: bool, shape: str, description: str):
+    theta must have shape (len(params),), entries in the order of `params`; h and every symbol are
+    scalars (jax.vmap over the call for batches). float64 unless lowered with allow_float32=True.
+    """
+
+    def __init__(self, fn, symbols: tuple[str, ...], uses_h: bool, shape: str, description: str,
+                 params: tuple[str, ...] = (), allow_float32: bool = False):
         self._fn = fn
         self.symbols = symbols
         self.uses_h = uses_h
+        #: The parameter names, in the order theta's entries are read.
+        self.params = params
+        self._allow_float32 = allow_float32
         self._shape = shape
         self.__doc__ = description
 
@@ -43,12 +51,27 @@ class LoweredFunction:
         unknown = sorted(set(values) - set(self.symbols))
         if unknown:
             raise UnknownSymbolError(f"unknown keyword(s) {', '.join(unknown)}; this function takes {list(self.symbols)}")
-        theta = jnp.asarray(theta)
-        if not jnp.issubdtype(theta.dtype, jnp.floating):
-            raise TypeError(f"theta must be a floating-point array, got dtype {theta.dtype}")
-        args = [jnp.asarray(values[s], dtype=theta.dtype) for s in self.symbols]
-        step = jnp.asarray(0.0 if h is None else h, dtype=theta.dtype)
+        theta = self._check_theta(theta)
+        # Shapes and dtypes are static under jit and vmap: these checks run at trace time.
+        args = [check_scalar(values[s], s).astype(theta.dtype) for s in self.symbols]
+        step = jnp.asarray(0.0, dtype=theta.dtype) if h is None else check_scalar(h, "h").astype(theta.dtype)
         return self._fn(theta, step, *args)
+
+    def _check_theta(self, theta):
+        import jax.numpy as jnp
+
+        try:
+            theta = jnp.asarray(theta)
+        except TypeError:
+            raise InvalidArrayError(f"theta must be an array of {len(self.params)} numbers, got {theta!r}") from None
+        check_floating(theta.dtype, "theta", allow_float32=self._allow_float32, how="lower with to_jax(allow_float32=True)")
+        expected = (len(self.params),)
+        if self.params and theta.shape != expected:
+            raise InvalidArrayError(
+                f"expected shape {expected} for parameters ({', '.join(self.params)}), got {theta.shape}; "
+                "theta holds one entry per parameter, in that order (jax.vmap over the call for a batch)"
+            )
+        return theta
 
     def __repr__(self):
         return f"<bea lowered {self._shape}: ({'theta, h' if self.uses_h else 'theta'}, {', '.join(self.symbols)})>"
@@ -78,4 +101,5 @@ def lower_expressions(
         return out[0] if scalar else jnp.stack(out)
 
     uses_h = any(e.has(STEP_SIZE) for e in expressions)
-    return LoweredFunction(jax.jit(fn), tuple(s.name for s in symbols), uses_h, "scalar" if scalar else "field", description)
+    return LoweredFunction(jax.jit(fn), tuple(s.name for s in symbols), uses_h, "scalar" if scalar else "field", description,
+                           params=tuple(p.name for p in params), allow_float32=allow_float32)

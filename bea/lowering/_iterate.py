@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 
 import sympy as sp
 
-from .._errors import UnknownSymbolError
-from ._x64 import require_x64
+from .._errors import InvalidArrayError, UnknownSymbolError
+from ._x64 import check_floating, require_x64
 
 __all__ = ["JaxOracle", "iterate"]
 
@@ -64,6 +66,7 @@ def iterate(
     params: Sequence[sp.Symbol] | None = None,
     values: Mapping | None = None,
     state0=None,
+    allow_float32: bool = False,
 ):
     """Iterates theta_0, ..., theta_steps of `rule` at step size h, as an array of shape (steps+1, dim).
 
@@ -74,35 +77,49 @@ def iterate(
     state (zeros) and receive the step index n (bias corrections); with `state0`
     (e.g. the slow manifold, `ModifiedEquation.slow_manifold_to_jax`) they start
     from it in the large-n regime (n = None: no bias correction).
+
+    theta0 is a vector (one entry per parameter, in the order of `params`); the
+    iteration runs in float64, and float32 input is refused rather than silently
+    upcast: pass `allow_float32=True` to iterate in the input's own precision.
     """
     import jax
     import jax.numpy as jnp
 
-    require_x64("bea.iterate")
+    if not allow_float32:
+        require_x64("bea.iterate")
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
+        raise InvalidArrayError(f"steps must be a non-negative integer, got {steps!r}")
+    h = _check_step_size(h)
+    theta0 = _check_theta0(rule, theta0, params, allow_float32)
+    dtype = theta0.dtype
     if isinstance(loss, (list, tuple)):
         losses = [_as_jax_loss(l, params) for l in loss]
     else:
         losses = [_as_jax_loss(loss, params)]
     numeric = rule.numeric(h, values)
     oracle = JaxOracle(losses)
-    theta0 = jnp.asarray(theta0, dtype=jnp.float64)
 
     if hasattr(numeric, "decays"):  # a rule with memory: its state starts from init (zeros), n counts steps
+        if state0 is not None:
+            state0 = _check_state0(numeric, state0, theta0, allow_float32)
 
         def body(carry, n):
             theta, state = carry
             theta, state = numeric.update(theta, state, oracle, h, None if state0 is not None else n)
-            return (theta, tuple(state)), theta
+            theta = jnp.asarray(theta, dtype)  # the carry keeps theta0's dtype (float32 when allowed)
+            return (theta, tuple(jnp.asarray(s, dtype) for s in state)), theta
 
         def start(theta):
             if state0 is not None:
-                return (theta, tuple(jnp.asarray(s, dtype=jnp.float64) for s in state0))
+                return (theta, state0)
             return (theta, tuple(numeric.init(theta, oracle)))
 
     else:
+        if state0 is not None:
+            raise InvalidArrayError(f"{getattr(rule, 'name', 'this rule')} keeps no state; drop state0=")
 
         def body(theta, n):
-            new = numeric.step(theta, oracle, h)
+            new = jnp.asarray(numeric.step(theta, oracle, h), dtype)
             return new, new
 
         def start(theta):
@@ -114,3 +131,72 @@ def iterate(
         return jnp.concatenate([theta[None], path])
 
     return run(theta0)
+
+
+def _check_step_size(h):
+    """h as a finite real number (the rule's hyperparameters are made numeric with it, so it is concrete)."""
+    if isinstance(h, numbers.Real) and not isinstance(h, bool):
+        value = h
+    else:
+        try:
+            concrete_scalar = not isinstance(h, (bool, str, bytes)) and getattr(h, "shape", None) == ()
+            value = float(h) if concrete_scalar else None  # a JAX or NumPy scalar array
+        except (TypeError, ValueError):
+            value = None
+    if value is None or not math.isfinite(value):
+        raise InvalidArrayError(f"h must be a finite real number, got {h!r}")
+    return value
+
+
+def _check_theta0(rule, theta0, params, allow_float32: bool):
+    """theta0 as a floating vector of the right length: float64, or its own float dtype if allowed."""
+    import jax.numpy as jnp
+
+    try:
+        array = jnp.asarray(theta0)
+    except TypeError:
+        raise InvalidArrayError(f"theta0 must be a vector of numbers, got {theta0!r}") from None
+    if jnp.issubdtype(array.dtype, jnp.integer):
+        array = array.astype(jnp.float64 if not allow_float32 else jnp.result_type(float))  # integers are exact
+    check_floating(array.dtype, "theta0", allow_float32=allow_float32,
+                   how="pass allow_float32=True")
+    if params is not None:
+        expected = (len(params),)
+        if array.shape != expected:
+            raise InvalidArrayError(
+                f"expected shape {expected} for parameters ({', '.join(map(str, params))}), got theta0 of shape "
+                f"{array.shape}; theta0 holds one entry per parameter, in that order"
+            )
+    elif array.ndim != 1 or array.size == 0:
+        raise InvalidArrayError(
+            f"theta0 must be a non-empty vector, got shape {array.shape}; flatten a pytree of parameters with "
+            "jax.flatten_util.ravel_pytree"
+        )
+    if hasattr(rule, "check_params"):  # games: the players' block sizes must add up to the length
+        try:
+            rule.check_params(array.shape[0])
+        except ValueError as exc:
+            raise InvalidArrayError(str(exc)) from None
+    return array
+
+
+def _check_state0(rule, state0, theta0, allow_float32: bool) -> tuple:
+    """One floating array shaped like theta0 per state of the rule, in theta0's dtype."""
+    import jax.numpy as jnp
+
+    count = len(rule.decays())
+    if isinstance(state0, (str, bytes)) or not hasattr(state0, "__len__") or len(state0) != count:
+        raise InvalidArrayError(
+            f"state0 must be a sequence of {count} state vector(s) of {rule.name}, each shaped like theta0"
+        )
+    out = []
+    for i, s in enumerate(state0):
+        array = jnp.asarray(s)
+        if jnp.issubdtype(array.dtype, jnp.integer):
+            array = array.astype(theta0.dtype)
+        check_floating(array.dtype, f"state0[{i}]", allow_float32=allow_float32,
+                       how="pass allow_float32=True")
+        if array.shape != theta0.shape:
+            raise InvalidArrayError(f"state0[{i}] has shape {array.shape}; every state is shaped like theta0, {theta0.shape}")
+        out.append(array.astype(theta0.dtype))
+    return tuple(out)

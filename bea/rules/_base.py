@@ -21,25 +21,58 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import numbers
 from typing import Any, ClassVar
 
 import sympy as sp
 
+from .._errors import InvalidHyperparameterError, UnknownSymbolError
 from ..series._jet import STEP_SIZE
 
 __all__ = ["Rule", "exact"]
 
 
-def exact(value: Any) -> sp.Expr:
-    """Convert a hyperparameter to an exact SymPy expression (floats by their decimal repr)."""
+def exact(value: Any, what: str = "a hyperparameter") -> sp.Expr:
+    """Convert a hyperparameter to an exact SymPy expression (floats by their decimal repr).
+
+    Strings are parsed with every name a symbol (`"beta"` is the symbol beta, not SymPy's beta
+    function). Booleans, non-finite or complex numbers and objects that are not numbers or
+    expressions raise `InvalidHyperparameterError` (its message starts with `what`).
+    """
     if isinstance(value, bool):
-        raise TypeError(f"a hyperparameter cannot be a boolean ({value!r})")
+        raise InvalidHyperparameterError(f"{what} cannot be a boolean ({value!r}); give a number")
     if isinstance(value, float):  # also NumPy's float64, whose repr is 'np.float64(...)'
+        if not math.isfinite(value):
+            raise InvalidHyperparameterError(f"{what} must be finite, got {value!r}")
         return sp.Rational(repr(float(value)))
     if isinstance(value, numbers.Number) and not isinstance(value, sp.Basic):
+        if isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real):
+            raise InvalidHyperparameterError(f"{what} must be real, got {value!r}")
+        if not math.isfinite(value):
+            raise InvalidHyperparameterError(f"{what} must be finite, got {value!r}")
         return sp.nsimplify(value, rational=True)
-    expr = sp.sympify(value)
+    if isinstance(value, str):
+        from .._parse import parse_expression
+
+        expr = parse_expression(value)
+        # names that mean a non-finite number would otherwise become symbols and skip every range check
+        if {str(s) for s in expr.free_symbols} & {"inf", "infinity", "nan", "oo", "zoo"}:
+            raise InvalidHyperparameterError(f"{what} must be finite, got {value!r}")
+    else:
+        try:
+            expr = sp.sympify(value, strict=True)
+        except (sp.SympifyError, TypeError, ValueError):
+            raise InvalidHyperparameterError(
+                f"{what} must be a number or a SymPy expression, got {value!r} "
+                f"(of type {type(value).__name__})"
+            ) from None
+    if not isinstance(expr, sp.Expr) or isinstance(expr, sp.MatrixBase) or expr.is_Boolean:
+        raise InvalidHyperparameterError(f"{what} must be a scalar expression, got {value!r}")
+    if expr.has(sp.nan, sp.oo, -sp.oo, sp.zoo):
+        raise InvalidHyperparameterError(f"{what} must be finite, got {expr}")
+    if expr.has(sp.I):
+        raise InvalidHyperparameterError(f"{what} must be real, got {expr}")
     if expr.has(sp.Float):
         expr = expr.xreplace({f: sp.Rational(str(f)) for f in expr.atoms(sp.Float)})
     # A user's own Symbol("h") means the step size.
@@ -60,14 +93,15 @@ class Rule:
         for field in dataclasses.fields(self):
             if field.metadata.get("hyper", True) and not field.name.startswith("_"):
                 value = getattr(self, field.name)
-                if isinstance(value, (numbers.Number, sp.Basic, str)) and not isinstance(value, bool):
+                scalar = isinstance(field.default, (numbers.Number, sp.Basic)) and not isinstance(field.default, bool)
+                if isinstance(value, (numbers.Number, sp.Basic, str)) or scalar:
                     if isinstance(value, str) and field.metadata.get("choice"):
                         continue
-                    object.__setattr__(self, field.name, exact(value))
+                    object.__setattr__(self, field.name, exact(value, f"hyperparameter {field.name} of {self.name}"))
         self.validate()
 
     def validate(self) -> None:
-        """Check the hyperparameters' invariants (override); raise `ValueError` with advice."""
+        """Check the hyperparameters' invariants (override); raise `InvalidHyperparameterError` with advice."""
 
     def step(self, theta, grad, h):  # pragma: no cover - interface
         """One step theta -> Phi_h(theta)."""
@@ -111,7 +145,10 @@ class Rule:
             def to_float(e, name=name):
                 if e.free_symbols:
                     missing = ", ".join(sorted(map(str, e.free_symbols)))
-                    raise ValueError(f"hyperparameter {name} has no value for {missing}; pass it in values")
+                    raise UnknownSymbolError(
+                        f"hyperparameter {name} of {self.name} has no value for {missing}; pass it in values "
+                        f"(e.g. values={{'{sorted(map(str, e.free_symbols))[0]}': ...}})"
+                    )
                 return float(e)
 
             object.__setattr__(numeric, name, _walk(value, to_float))
@@ -129,14 +166,15 @@ def _symbol_map(symbols: set[sp.Symbol], values: dict) -> dict:
     by_name = {s.name: s for s in symbols}
     mapping = {}
     for key, value in values.items():
+        what = f"the value of {key}"
         if isinstance(key, sp.Symbol):
             if key.name == "h":
                 key = STEP_SIZE
-            mapping[key] = exact(value)
+            mapping[key] = exact(value, what)
         elif key in by_name:
-            mapping[by_name[key]] = exact(value)
+            mapping[by_name[key]] = exact(value, what)
         elif key == "h":
-            mapping[STEP_SIZE] = exact(value)
+            mapping[STEP_SIZE] = exact(value, what)
         else:
-            raise ValueError(f"no hyperparameter symbol named {key!r}; the rule has {sorted(by_name)}")
+            raise UnknownSymbolError(f"no hyperparameter symbol named {key!r}; the rule has {sorted(by_name)}")
     return mapping

@@ -14,7 +14,8 @@ from typing import Any
 
 import sympy as sp
 
-from ._base import Rule
+from .._errors import InvalidHyperparameterError, InvalidRuleError, UnknownSymbolError
+from ._base import Rule, exact
 from ._gradient import GD
 
 __all__ = [
@@ -93,23 +94,28 @@ class Composite(Rule):
 
     def __post_init__(self):
         if not self.steps:
-            raise ValueError("a composition needs at least one step")
+            raise InvalidRuleError("a composition needs at least one step: compose(step_1, step_2, ...)")
         for s in self.steps:
             if not isinstance(s, Rule) or hasattr(s, "decays"):
-                raise TypeError(f"compose() takes one-step rules without state, got {s!r}")
+                raise InvalidRuleError(
+                    f"compose() takes one-step rules without state (bea.rules.GD(), bea.rules.rule(...), ...), got {s!r}"
+                )
             if s.n_losses != 1:
-                raise TypeError(f"each composed step takes one loss; {s.name} takes {s.n_losses}")
+                raise InvalidRuleError(f"each composed step takes one loss; {s.name} takes {s.n_losses}")
         if not self.losses:
             object.__setattr__(self, "losses", tuple(range(len(self.steps))))
         if len(self.losses) != len(self.steps):
-            raise ValueError(f"{len(self.steps)} steps but {len(self.losses)} loss indices")
-        if sorted(set(self.losses)) != list(range(len(set(self.losses)))):
-            raise ValueError(f"loss indices must be 0, 1, ..., k-1 with none skipped, got {self.losses}")
+            raise InvalidRuleError(f"{len(self.steps)} steps but {len(self.losses)} loss indices: give one per step")
+        if any(isinstance(k, bool) or not isinstance(k, int) for k in self.losses) or sorted(set(self.losses)) != list(
+            range(len(set(self.losses)))
+        ):
+            raise InvalidRuleError(f"loss indices must be the integers 0, 1, ..., k-1 with none skipped, got {self.losses}")
         if self.duration is None:
             object.__setattr__(self, "duration", len(self.steps))
-        object.__setattr__(self, "duration", sp.Rational(self.duration))
-        if self.duration <= 0:
-            raise ValueError(f"duration must be positive, got {self.duration}")
+        duration = exact(self.duration, "duration")
+        if not (duration.is_number and duration > 0):
+            raise InvalidHyperparameterError(f"duration must be a positive number (in units of h), got {self.duration}")
+        object.__setattr__(self, "duration", duration)
         super().__post_init__()
 
     @property
@@ -158,7 +164,7 @@ class SGDSteps(Rule):
 
     def __post_init__(self):
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
-            raise ValueError(f"sgd-steps needs a positive number of batches, got {self.n!r}")
+            raise InvalidHyperparameterError(f"sgd-steps needs a positive number of batches, got {self.n!r}")
         super().__post_init__()
 
     @property
@@ -185,13 +191,13 @@ class _Game(Rule):
 
     def __post_init__(self):
         if len(self.players) != 2 or any(not isinstance(p, int) or p < 1 for p in self.players):
-            raise ValueError(f"players must be two positive block sizes, got {self.players!r}")
+            raise InvalidHyperparameterError(f"players must be two positive block sizes, got {self.players!r}")
         super().__post_init__()
 
     def check_params(self, count: int) -> None:
         """Raise if the parameter count does not match the players' blocks."""
         if count != sum(self.players):
-            raise ValueError(
+            raise UnknownSymbolError(
                 f"{self.name} has players of sizes {self.players} ({sum(self.players)} parameters), "
                 f"but {count} parameters were given; list player 1's parameters first"
             )
@@ -232,6 +238,6 @@ def flooding_crossing(kind: str = "forward") -> Composite:
     regularizer with eps = gamma = h; backward: descent then ascent (B-GR).
     """
     if kind not in ("forward", "backward"):
-        raise ValueError(f"kind must be 'forward' or 'backward', got {kind!r}")
+        raise InvalidHyperparameterError(f"kind must be 'forward' or 'backward', got {kind!r}")
     steps = (GradientAscent(), GD()) if kind == "forward" else (GD(), GradientAscent())
     return compose(*steps, losses=(0, 0), duration=1, name=f"flooding-{kind}")

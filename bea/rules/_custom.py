@@ -9,6 +9,7 @@ from typing import Any
 
 import sympy as sp
 
+from .._errors import InvalidRuleError
 from ._base import Rule, exact
 
 __all__ = ["CustomRule", "rule"]
@@ -30,20 +31,15 @@ class CustomRule(Rule):
     name = "custom"
 
     def __post_init__(self):
-        object.__setattr__(self, "params", tuple((k, exact(v)) for k, v in self.params))
+        _check_step_function(self.fn, "rule(step)", "step(theta, grad, h, **hyperparameters)")
+        object.__setattr__(self, "params", tuple((k, exact(v, f"hyperparameter {k}")) for k, v in self.params))
+        if isinstance(self.losses, bool) or not isinstance(self.losses, int) or self.losses < 1:
+            raise InvalidRuleError(f"n_losses must be a positive integer, got {self.losses!r}")
         super().__post_init__()
 
     def validate(self):
-        if not callable(self.fn):
-            raise TypeError("rule(step) needs a callable step(theta, grad, h, **hyperparameters)")
-        signature = inspect.signature(self.fn)
         names = [k for k, _ in self.params]
-        try:
-            signature.bind(None, None, None, **{k: None for k in names})
-        except TypeError as exc:
-            raise TypeError(
-                f"the step function {self.fn.__name__} must accept (theta, grad, h, {', '.join(names) or '...'}): {exc}"
-            ) from None
+        _check_signature(self.fn, ["theta", "grad", "h"], names)
 
     @property
     def n_losses(self) -> int:  # type: ignore[override]
@@ -51,6 +47,27 @@ class CustomRule(Rule):
 
     def step(self, theta, grad, h):
         return self.fn(theta, grad, h, **dict(self.params))
+
+
+def _check_step_function(fn, what: str, signature: str) -> None:
+    if not callable(fn):
+        raise InvalidRuleError(f"{what} needs a callable {signature}, got {fn!r} (of type {type(fn).__name__})")
+
+
+def _check_signature(fn, positional: list[str], names: list[str]) -> None:
+    """Raise `InvalidRuleError` unless fn(*positional, **names) binds (a wrong arity fails here, not mid-derivation)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # some builtins have no signature: let the call decide
+        return
+    try:
+        signature.bind(*([None] * len(positional)), **{k: None for k in names})
+    except TypeError as exc:
+        label = getattr(fn, "__name__", repr(fn))
+        raise InvalidRuleError(
+            f"the function {label} must accept ({', '.join(positional)}, {', '.join(names) or '**hyperparameters'}), "
+            f"the hyperparameters by keyword ({exc})"
+        ) from None
 
 
 def rule(step: Callable, *, name: str = "custom", n_losses: int = 1, **hyperparameters: Any) -> CustomRule:

@@ -7,6 +7,7 @@ from typing import Any
 
 import sympy as sp
 
+from .._errors import InvalidHyperparameterError
 from ._base import Rule
 
 __all__ = ["EGR", "GD", "SAM", "FiniteDifferenceGR"]
@@ -84,9 +85,11 @@ class FiniteDifferenceGR(Rule):
 
     def validate(self):
         if self.kind not in ("forward", "backward"):
-            raise ValueError(f"kind must be 'forward' or 'backward', got {self.kind!r}")
+            raise InvalidHyperparameterError(f"kind must be 'forward' or 'backward', got {self.kind!r}")
         if isinstance(self.eps, sp.Expr) and self.eps.is_zero:
-            raise ValueError("eps = 0 divides by zero; use EGR (double backpropagation) for the exact Hessian product")
+            raise InvalidHyperparameterError(
+                "eps = 0 divides by zero; use EGR (double backpropagation) for the exact Hessian product"
+            )
 
     def step(self, theta, grad, h):
         g = grad(theta)

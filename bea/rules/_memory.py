@@ -19,12 +19,16 @@ other rule's.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import numbers
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import sympy as sp
 
+from .._errors import InvalidHyperparameterError, InvalidRuleError
+from .._parse import parse_expression
 from ._base import Rule, exact
+from ._custom import _check_signature, _check_step_function
 from ._operations import sqrt
 
 __all__ = ["Adam", "HeavyBall", "MemoryRule", "Nesterov", "RMSProp", "memory_rule"]
@@ -67,7 +71,7 @@ class MemoryRule(Rule):
 def _check_unit_interval(name, value):
     value = sp.sympify(value)
     if value.is_number and not (0 <= value < 1):
-        raise ValueError(
+        raise InvalidHyperparameterError(
             f"{name} = {value} is outside [0, 1): the state recursion then has no attracting slow manifold "
             "(its transients never decay), so no modified equation on theta alone exists"
         )
@@ -76,7 +80,7 @@ def _check_unit_interval(name, value):
 def _check_positive(name, value, why):
     value = sp.sympify(value)
     if value.is_number and not value > 0:
-        raise ValueError(f"{name} = {value} must be > 0: {why}")
+        raise InvalidHyperparameterError(f"{name} = {value} must be > 0: {why}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,11 +184,11 @@ class Adam(MemoryRule):
     def validate(self):
         super().validate()
         if self.eps_position not in ("inside", "outside"):
-            raise ValueError(f"eps_position must be 'inside' or 'outside', got {self.eps_position!r}")
+            raise InvalidHyperparameterError(f"eps_position must be 'inside' or 'outside', got {self.eps_position!r}")
         if self.eps_position == "inside":
             _check_positive("eps", self.eps, "Adam divides by sqrt(nu + eps) and nu vanishes where the gradient does")
         elif sp.sympify(self.eps).is_number and self.eps < 0:
-            raise ValueError(f"eps = {self.eps} must be >= 0")
+            raise InvalidHyperparameterError(f"eps = {self.eps} must be >= 0")
 
     def update(self, theta, state, grad, h, n):
         m, nu = state
@@ -213,9 +217,31 @@ class CustomMemoryRule(MemoryRule):
     name = "custom-memory"
 
     def __post_init__(self):
-        object.__setattr__(self, "params", tuple((k, exact(v)) for k, v in self.params))
-        object.__setattr__(self, "decay_values", tuple(exact(v) for v in self.decay_values))
+        _check_step_function(self.fn, "memory_rule(update)", "update(theta, state, grad, h, n, **hyperparameters)")
+        if self.init_fn is not None:
+            _check_step_function(self.init_fn, "memory_rule(init=)", "init(theta, grad, **hyperparameters)")
+        params = tuple((k, exact(v, f"hyperparameter {k}")) for k, v in self.params)
+        object.__setattr__(self, "params", params)
+        decays = tuple(exact(v, f"decay {i + 1}") for i, v in enumerate(self.decay_values))
+        known = set(dict(params)) | {s.name for _, v in params for s in v.free_symbols}
+        for i, decay in enumerate(decays):
+            unknown = sorted(s.name for s in decay.free_symbols if s.name not in known)
+            if unknown:
+                raise InvalidRuleError(
+                    f"decay {i + 1} = {decay} uses {', '.join(unknown)}, which the rule does not take as "
+                    f"hyperparameters: pass {unknown[0]}=None (a symbol) or a value to memory_rule"
+                )
+        # In the hyperparameters' values: numbers where they are given, so that the numerical
+        # iteration (`numeric`) and the range checks see numbers, not the names of the decays.
+        object.__setattr__(self, "decay_values", tuple(_resolve(d, dict(params)) for d in decays))
         super().__post_init__()
+
+    def validate(self):
+        super().validate()
+        names = [k for k, _ in self.params]
+        _check_signature(self.fn, ["theta", "state", "grad", "h", "n"], names)
+        if self.init_fn is not None:
+            _check_signature(self.init_fn, ["theta", "grad"], names)
 
     def decays(self):
         return tuple(_resolve(d, dict(self.params)) for d in self.decay_values)
@@ -231,8 +257,9 @@ class CustomMemoryRule(MemoryRule):
 
 
 def _resolve(decay, params: dict):
-    names = {sp.Symbol(k): v for k, v in params.items()}
-    return sp.sympify(decay).xreplace(names)
+    """The decay with each hyperparameter's symbol (matched by name) replaced by its value."""
+    decay = sp.sympify(decay)  # a float on the numerical copy (`Rule.numeric`)
+    return decay.xreplace({s: params[s.name] for s in decay.free_symbols if s.name in params})
 
 
 def memory_rule(update: Callable, *, decays, init: Callable | None = None, name: str = "custom", **hyperparameters):
@@ -252,6 +279,13 @@ def memory_rule(update: Callable, *, decays, init: Callable | None = None, name:
 
         bea.rules.memory_rule(adabelief, decays=["beta1", "beta2"], beta1=None, beta2=None, eps=None)
     """
+    _check_step_function(update, "memory_rule(update)", "update(theta, state, grad, h, n, **hyperparameters)")
+    if isinstance(decays, (str, sp.Basic, numbers.Number)) or not isinstance(decays, Iterable):
+        raise InvalidRuleError(
+            f"decays must be a list with one contraction factor per state, e.g. decays=['beta'], got {decays!r}"
+        )
     values = {k: sp.Symbol(k) if v is None else v for k, v in hyperparameters.items()}
-    decays = tuple(sp.sympify(d) if isinstance(d, str) else d for d in decays)
+    # Names in decays are the hyperparameters' symbols ("beta" is not SymPy's beta function).
+    symbols = {k: sp.Symbol(k) for k in hyperparameters}
+    decays = tuple(parse_expression(d, symbols) if isinstance(d, str) else d for d in decays)
     return CustomMemoryRule(fn=update, decay_values=decays, init_fn=init, params=tuple(values.items()), label=name)

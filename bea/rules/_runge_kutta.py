@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import sympy as sp
 
+from .._errors import InvalidHyperparameterError
 from ._base import Rule, exact
 
 __all__ = ["RungeKutta", "EULER", "MIDPOINT", "HEUN", "RK4", "TABLEAUS"]
@@ -31,33 +32,39 @@ class RungeKutta(Rule):
     name = "runge-kutta"
 
     def __post_init__(self):
-        A = tuple(tuple(exact(x) for x in row) for row in self.A)
-        b = tuple(exact(x) for x in self.b)
+        try:
+            A = tuple(tuple(exact(x, f"A[{i}][{j}]") for j, x in enumerate(row)) for i, row in enumerate(self.A))
+            b = tuple(exact(x, f"b[{i}]") for i, x in enumerate(self.b))
+            c = None if self.c is None else tuple(exact(x, f"c[{i}]") for i, x in enumerate(self.c))
+        except TypeError:  # not iterable: a number where a row or a list was expected
+            raise InvalidHyperparameterError(
+                "a Butcher tableau is A (a list of rows), b and c (lists of numbers); "
+                f"got A={self.A!r}, b={self.b!r}, c={self.c!r}"
+            ) from None
         object.__setattr__(self, "A", A)
         object.__setattr__(self, "b", b)
-        if self.c is not None:
-            object.__setattr__(self, "c", tuple(exact(x) for x in self.c))
+        object.__setattr__(self, "c", c)
         super().__post_init__()
 
     def validate(self):
         s = len(self.b)
         if s == 0:
-            raise ValueError("a Butcher tableau needs at least one stage (b is empty)")
+            raise InvalidHyperparameterError("a Butcher tableau needs at least one stage (b is empty)")
         if len(self.A) != s or any(len(row) != s for row in self.A):
-            raise ValueError(f"A must be {s} x {s} to match b, got rows of lengths {[len(r) for r in self.A]}")
+            raise InvalidHyperparameterError(f"A must be {s} x {s} to match b, got rows of lengths {[len(r) for r in self.A]}")
         for i, row in enumerate(self.A):
             for j in range(i, s):
                 if row[j] != 0:
-                    raise ValueError(
+                    raise InvalidHyperparameterError(
                         f"A[{i}][{j}] = {row[j]} makes the method implicit; only explicit tableaus "
                         "(strictly lower-triangular A) are supported"
                     )
         if self.c is not None:
             if len(self.c) != s:
-                raise ValueError(f"c must have {s} entries, got {len(self.c)}")
+                raise InvalidHyperparameterError(f"c must have {s} entries, got {len(self.c)}")
             for i, (ci, row) in enumerate(zip(self.c, self.A)):
                 if sp.expand(ci - sum(row)) != 0:
-                    raise ValueError(f"c[{i}] = {ci} is not the row sum {sum(row)} of A; fix the tableau")
+                    raise InvalidHyperparameterError(f"c[{i}] = {ci} is not the row sum {sum(row)} of A; fix the tableau")
 
     @property
     def stages(self) -> int:

@@ -8,11 +8,12 @@ from collections.abc import Mapping, Sequence
 
 import sympy as sp
 
-from .._errors import InvalidOrderError, UnknownSymbolError
+from .._errors import InvalidOrderError, InvalidRuleError, UnknownSymbolError
+from .._progress import Progress, rule_name, warn_if_slow
 from ._correction import corrections_from_expansion
 from ._expand import expand_step
 from ._jet import STEP_SIZE
-from ._problem import Problem
+from ._problem import Problem, as_loss
 
 __all__ = ["MAX_SAFE_ORDER", "ModifiedEquation", "finite_n_modified_equation", "modified_equation"]
 
@@ -144,6 +145,7 @@ def modified_equation(
     constants: Sequence[sp.Symbol] | None = None,
     max_order: int = MAX_SAFE_ORDER,
     small: Sequence = (),
+    progress: bool | None = None,
     _runner=None,
 ) -> ModifiedEquation:
     """Derive f_0, ..., f_order of the modified equation of `rule` on a concrete loss.
@@ -164,6 +166,9 @@ def modified_equation(
         small: coordinate-free view only: hyperparameters expanded jointly with h (SAM's independent
             rho, whose evaluation point moves by O(1)); the terms are then complete through total
             degree `order` in (h, rho). The concrete view is exact in them and takes no `small`.
+        progress: a progress bar on stderr (tqdm): True shows it, False never; by default it shows
+            when stderr is a terminal and the derivation takes over a second. Derivations estimated
+            to take minutes warn first (`bea.SlowDerivationWarning`).
 
     The step expansion is computed exactly on truncated series and matched to
     the exact flow of f~ with the general correction recursion (Barrett &
@@ -177,10 +182,15 @@ def modified_equation(
             f"order {order} is above {max_order}: the number of terms grows combinatorially and the "
             "series is only asymptotic; pass max_order= to go further on purpose"
         )
+    _check_rule(rule)
     if loss is None and losses is None and params is None and not values:
         from ._coordinate_free import coordinate_free
 
-        return coordinate_free(rule, order, small)
+        warn_if_slow(rule, order, None)
+        with Progress(progress, f"{rule_name(rule)} to order {order}, coordinate-free") as bar:
+            watched = bar.watch(rule)
+            result = coordinate_free(watched, order, small)
+        return result if watched is rule else dataclasses.replace(result, rule=rule)
     if small:
         raise UnknownSymbolError("small= is for the coordinate-free view; on a loss the engine is exact in every hyperparameter")
     if (loss is None) == (losses is None):
@@ -191,9 +201,13 @@ def modified_equation(
     params = _flatten_players(rule, params)
     rule, losses = _apply_values(rule, losses, values or {})
     problem = Problem.build(losses, params, reserved=rule.free_symbols, constants=constants)
+    warn_if_slow(rule, order, len(problem.params))
     record: dict = {}
-    algebra, expansion = expand_step(rule, problem, order, record, _runner)
-    fields = _corrections_over_duration(algebra, expansion, order, getattr(rule, "duration", 1))
+    with Progress(progress, f"{rule_name(rule)} to order {order} on {len(problem.params)} parameters") as bar:
+        bar.stage("expanding the step")
+        algebra, expansion = expand_step(bar.watch(rule), problem, order, record, _runner)
+        bar.stage(f"corrections f_0..f_{order}")
+        fields = _corrections_over_duration(algebra, expansion, order, getattr(rule, "duration", 1))
 
     def matrix(vector):
         return sp.ImmutableMatrix([algebra.to_expr(c) for c in vector])
@@ -210,6 +224,16 @@ def modified_equation(
             tuple(matrix(state.coeffs[k]) for k in range(order + 1)) for state in record.get("slow_manifold", ())
         ),
     )
+
+
+def _check_rule(rule) -> None:
+    from ..rules import Rule
+
+    if not isinstance(rule, Rule):
+        hint = " (wrap a step function with bea.rules.rule(step, **hyperparameters))" if callable(rule) else ""
+        raise InvalidRuleError(
+            f"rule must be a bea.rules rule such as bea.rules.GD() or bea.rules.rule(step), got {rule!r}{hint}"
+        )
 
 
 def finite_n_modified_equation(
@@ -269,9 +293,9 @@ def _corrections_over_duration(algebra, expansion, order: int, duration):
 def _apply_values(rule, losses, values: Mapping):
     from ..rules import exact
 
+    losses = [as_loss(loss, "the loss" if len(losses) == 1 else f"loss {k + 1}") for k, loss in enumerate(losses)]
     if not values:
-        return rule, [sp.sympify(loss) for loss in losses]
-    losses = [sp.sympify(loss) for loss in losses]
+        return rule, losses
     loss_symbols = {s.name: s for loss in losses for s in loss.free_symbols}
     rule_symbols = {s.name for s in rule.free_symbols} | {"h"}
     substitution, for_rule = {}, {}
@@ -281,7 +305,7 @@ def _apply_values(rule, losses, values: Mapping):
             raise UnknownSymbolError("h is the expansion variable and cannot be given a value here")
         known = False
         if name in loss_symbols:
-            substitution[loss_symbols[name]] = exact(value)
+            substitution[loss_symbols[name]] = exact(value, f"the value of {name}")
             known = True
         if name in rule_symbols:
             for_rule[name] = value

@@ -15,9 +15,10 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 
 from .._errors import NonSmoothLossError, UnknownSymbolError
+from .._parse import check_loss
 from ._jet import STEP_SIZE
 
-__all__ = ["Problem", "check_smooth"]
+__all__ = ["Problem", "as_loss", "check_smooth"]
 
 #: Functions whose derivatives do not exist everywhere; BEA needs many derivatives.
 NON_SMOOTH = (
@@ -63,6 +64,21 @@ def check_smooth(expr: sp.Expr, what: str = "the loss") -> None:
             )
 
 
+def as_loss(loss, what: str = "the loss") -> sp.Expr:
+    """A loss given as a SymPy expression, a number, or text (parsed with every name a symbol)."""
+    if isinstance(loss, str):
+        from .._parse import parse_expression
+
+        return parse_expression(loss)
+    try:
+        return sp.sympify(loss, strict=True)
+    except (sp.SympifyError, TypeError, ValueError):
+        raise UnknownSymbolError(
+            f"{what} must be a SymPy expression in the parameters (e.g. (a*b - 1)**2/2 with a, b = sympy.symbols('a b')), "
+            f"got {loss!r} of type {type(loss).__name__}"
+        ) from None
+
+
 @dataclass(frozen=True)
 class Problem:
     """Losses, their parameters and the remaining (constant) symbols, validated."""
@@ -80,7 +96,7 @@ class Problem:
         reserved: Iterable[sp.Symbol] = (),
         constants: Sequence[sp.Symbol] | None = None,
     ) -> Problem:
-        losses = tuple(sp.sympify(loss) for loss in losses)
+        losses = tuple(as_loss(loss, "the loss" if len(losses) == 1 else f"loss {k + 1}") for k, loss in enumerate(losses))
         params = tuple(params)
         if not losses:
             raise UnknownSymbolError("no loss was given")
@@ -96,6 +112,7 @@ class Problem:
             if not isinstance(loss, sp.Expr) or isinstance(loss, sp.MatrixBase) or loss.is_Boolean:
                 raise UnknownSymbolError(f"{label} must be a scalar SymPy expression, got {loss!r}")
             check_smooth(loss, label)
+            check_loss(loss, params, label)  # kinks hidden in roots (sqrt(a**2)), complex or non-finite values, size
             if any(s.name == STEP_SIZE.name for s in loss.free_symbols):  # bea.h or any Symbol("h")
                 raise UnknownSymbolError(f"{label} uses the symbol h, which is reserved for the step size; rename it")
         used = set().union(*(loss.free_symbols for loss in losses))

@@ -1,12 +1,19 @@
-"""Numerical verification: error orders of truncated modified flows against the rules' own iterates."""
+"""Numerical verification: error orders of truncated modified flows against the rules' own iterates.
 
-from ._flow import flow_solver, modified_field
+`local_error` and `global_error` sweep step sizes on a `Model` (built-in ones by
+name with `model`, or your own: see `Model`) and fit the log-log slope of the
+error; `SweepResult.passes(tolerance)` compares it with the expected order.
+"""
+
+from ._checks import VerificationError
+from ._flow import flow_solver, modified_field, vanishing_terms
 from ._models import MODELS, Model, model
 from ._parallel import local_error_grid
-from ._sweep import SweepResult, VerificationError, global_error, local_error
+from ._sweep import TOLERANCE, SweepResult, global_error, local_error
 
 __all__ = [
     "MODELS",
+    "TOLERANCE",
     "Model",
     "SweepResult",
     "VerificationError",
@@ -16,4 +23,5 @@ __all__ = [
     "local_error_grid",
     "model",
     "modified_field",
+    "vanishing_terms",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["flow_solver", "modified_field"]
+__all__ = ["flow_solver", "modified_field", "vanishing_terms"]
 
 RTOL = 1e-13
 
@@ -19,53 +19,32 @@ def modified_field(rule, model, order: int, values: dict | None = None, *, with_
     Concrete derivation on the model's SymPy losses where it has them; the
     coordinate-free view, lowered by autodiff, otherwise (the MLP).
     """
-    key = _cache_key(rule, model, order, values, with_manifold)
-    if key is not None and key in _DERIVED:
-        return _DERIVED[key]
-    result = _modified_field(rule, model, order, values, with_manifold)
+    key = _cache_key(rule, model, values)
+    if key is not None and (key, order, with_manifold) in _LOWERED:
+        return _LOWERED[key, order, with_manifold]
+    result = _lower(rule, model, order, values, with_manifold)
     if key is not None:
-        _DERIVED[key] = result
+        _LOWERED[key, order, with_manifold] = result  # one compilation for the local and the global sweep
     return result
 
 
-_DERIVED: dict = {}  # derivations reused across sweeps (the exact engine is the slow part)
-
-
-def _cache_key(rule, model, order, values, with_manifold):
-    try:
-        losses = None if model.sympy_losses is None else tuple(map(str, model.sympy_losses))
-        key = (rule, model.name, losses, tuple(map(float, model.theta0)), order,
-               tuple(sorted((str(k), str(v)) for k, v in (values or {}).items())), with_manifold)
-        hash(key)
-        return key
-    except TypeError:  # an unhashable custom rule: derive again
-        return None
-
-
-def _modified_field(rule, model, order, values, with_manifold):
-    import bea
-
-    values = dict(values or {})
+def _lower(rule, model, order, values, with_manifold):
+    memory = hasattr(rule, "decays")
+    derived = _derived(rule, model, order + 2 if memory and with_manifold else order, values)
     if model.sympy_losses is not None:
-        params = model.params
-        if model.players is not None:
-            params = [list(params[: model.players[0]]), list(params[model.players[0]:])]
-        memory = hasattr(rule, "decays")
-        derived = order + 2 if memory and with_manifold else order
-        me = bea.modified_equation(rule, derived, losses=list(model.sympy_losses), params=params, values=values)
-        lowered = me.to_jax(order=order)
+        lowered = derived.to_jax(order=order)
 
         def field(theta, h):
             return lowered(theta, h)
 
         if not with_manifold:
             return field
-        states = me.slow_manifold_to_jax() if memory else []
-        return field, (lambda theta, h: tuple(s(theta, h) for s in states)) if memory else None
+        if not memory:
+            return field, None
+        states = derived.slow_manifold_to_jax()
+        return field, lambda theta, h: tuple(s(theta, h) for s in states)
     import dataclasses
 
-    memory = hasattr(rule, "decays")
-    derived = bea.modified_equation(rule.bind(values) if values else rule, order + 2 if memory and with_manifold else order)
     cf = dataclasses.replace(derived, order=order, terms=derived.terms[: order + 1])
     losses = list(model.jax_losses) if cf.colored else model.jax_losses[0]
     lowered = cf.to_jax(loss=losses)
@@ -84,6 +63,77 @@ def _modified_field(rule, model, order, values, with_manifold):
         return field, None
     states = derived.slow_manifold_to_jax(loss=losses)
     return field, lambda theta, h: tuple(s(theta, h) for s in states)
+
+
+def vanishing_terms(rule, model, order: int, values: dict | None = None, *, look_ahead: int = 3) -> tuple[int, ...]:
+    """The indices p+1, p+2, ... of the terms after f_order that vanish identically on the model, up to
+    the first one that does not (at most `look_ahead` of them).
+
+    Truncating after f_p leaves a local error h^{k+1} f_k, f_k the first term
+    after f_p that is not zero: one more order per vanishing term (the midpoint
+    rule has f_1 = 0, RK4 f_1 = f_2 = f_3 = 0). Each further order is derived
+    only while the terms so far vanish, so the usual case costs one order.
+    """
+    from ..series._derive import MAX_SAFE_ORDER
+
+    vanishing = []
+    for k in range(order + 1, min(order + look_ahead, MAX_SAFE_ORDER) + 1):
+        if not _vanishes(_derived(rule, model, k, values).terms[k]):
+            break
+        vanishing.append(k)
+    return tuple(vanishing)
+
+
+def _vanishes(term) -> bool:
+    """Every coefficient of a term is exactly zero (components, element-wise expressions, or tree terms)."""
+    import sympy as sp
+
+    if isinstance(term, sp.MatrixBase):
+        return all(c == 0 for c in term)
+    if isinstance(term, sp.Basic):
+        return term == 0
+    if isinstance(term, tuple) and len(term) == 2 and isinstance(term[0], sp.Basic) and not isinstance(term[1], sp.Basic):
+        return term[0] == 0  # (coefficient, tree): the tree is a structure, not a number
+    return all(_vanishes(t) for t in term)
+
+
+_LOWERED: dict = {}
+_DERIVED: dict = {}  # per rule, model and values: the highest-order derivation so far (the engine is the slow part)
+
+
+def _derived(rule, model, order, values):
+    """The modified equation of the rule on the model through f_order (a higher-order one when cached)."""
+    key = _cache_key(rule, model, values)
+    cached = _DERIVED.get(key) if key is not None else None
+    if cached is not None and cached.order >= order:
+        return cached
+    derived = _derive(rule, model, order, values)
+    if key is not None:
+        _DERIVED[key] = derived
+    return derived
+
+
+def _cache_key(rule, model, values):
+    try:
+        losses = None if model.sympy_losses is None else tuple(map(str, model.sympy_losses))
+        key = (rule, model.name, losses, tuple(map(float, model.theta0)),
+               tuple(sorted((str(k), str(v)) for k, v in (values or {}).items())))
+        hash(key)
+        return key
+    except TypeError:  # an unhashable custom rule: derive again
+        return None
+
+
+def _derive(rule, model, order, values):
+    import bea
+
+    values = dict(values or {})
+    if model.sympy_losses is not None:
+        params = model.params
+        if model.players is not None:
+            params = [list(params[: model.players[0]]), list(params[model.players[0]:])]
+        return bea.modified_equation(rule, order, losses=list(model.sympy_losses), params=params, values=values)
+    return bea.modified_equation(rule.bind(values) if values else rule, order)
 
 
 def flow_solver(field: Callable, rtol: float = RTOL) -> Callable:
@@ -112,8 +162,10 @@ def flow_solver(field: Callable, rtol: float = RTOL) -> Callable:
             saveat=diffrax.SaveAt(ts=times),
             stepsize_controller=diffrax.PIDController(rtol=rtol, atol=rtol),
             max_steps=1_000_000,
+            throw=False,
         )
-        return solution.ys
+        # A failed solve (a flow that blows up, too many steps) gives NaN, flagged by the sweep, not an exception.
+        return jnp.where(solution.result == diffrax.RESULTS.successful, solution.ys, jnp.nan)
 
     def run(theta0, h, times):
         return solve(jnp.asarray(theta0, dtype=jnp.float64), jnp.asarray(h, dtype=jnp.float64),

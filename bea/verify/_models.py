@@ -18,7 +18,35 @@ __all__ = ["MODELS", "Model", "model"]
 
 @dataclasses.dataclass(frozen=True)
 class Model:
-    """A verification problem: `jax_losses[k](theta) -> scalar`, `sympy_losses` in `params` (or None)."""
+    """A verification problem: losses of a flat parameter vector and the initial point of the sweeps.
+
+    Fields:
+        name, description: for messages and plots.
+        theta0: the initial point, a 1-D float array (one entry per parameter).
+        jax_losses: one JAX function `loss(theta) -> scalar` per loss (several for
+            `SGDSteps`, one per batch; two for games, player 1's first).
+        params, sympy_losses: the same losses as SymPy expressions in `params`
+            (optional). With them the modified field is derived concretely on the
+            loss; without them it is the coordinate-free field lowered by autodiff.
+        players: block sizes of the two players of a game, e.g. (1, 1).
+
+    A model of your own, used from Python::
+
+        import jax.numpy as jnp
+        import numpy as np
+        import bea
+        from bea.verify import Model, local_error
+
+        def loss(theta):  # a Rosenbrock valley
+            return (1 - theta[0]) ** 2 + 10 * (theta[1] - theta[0] ** 2) ** 2
+
+        rosenbrock = Model("rosenbrock", "Rosenbrock, a = 1, b = 10", np.array([-0.5, 0.5]), (loss,))
+        result = local_error(bea.rules.GD(), rosenbrock, 1, step_sizes=[0.004, 0.002, 0.001, 0.0005])
+        print(result.slope, result.expected)  # about 3, and 3
+
+    or from the command line as `bea verify gd --model my_models:rosenbrock --order 1`,
+    `my_models.py` defining `rosenbrock` (a Model or a function returning one).
+    """
 
     name: str
     description: str
@@ -29,8 +57,39 @@ class Model:
     players: tuple[int, int] | None = None
 
     def __post_init__(self):
-        if self.sympy_losses is not None and len(self.sympy_losses) != len(self.jax_losses):
-            raise ValueError("the SymPy and JAX losses of a model must correspond one to one")
+        from ._checks import VerificationError
+
+        try:
+            theta0 = np.array(self.theta0, dtype=float)
+        except (TypeError, ValueError):
+            raise VerificationError(f"model {self.name}: theta0 must be a vector of numbers, got {self.theta0!r}") from None
+        if theta0.ndim != 1 or theta0.size == 0 or not np.isfinite(theta0).all():
+            raise VerificationError(
+                f"model {self.name}: theta0 must be a non-empty 1-D vector of finite numbers (flatten a pytree "
+                f"with jax.flatten_util.ravel_pytree), got shape {theta0.shape}"
+            )
+        object.__setattr__(self, "theta0", theta0)
+        losses = (self.jax_losses,) if callable(self.jax_losses) else tuple(self.jax_losses)
+        if not losses or not all(callable(loss) for loss in losses):
+            raise VerificationError(f"model {self.name}: jax_losses must be one or more functions loss(theta) -> scalar")
+        object.__setattr__(self, "jax_losses", losses)
+        object.__setattr__(self, "params", tuple(self.params))
+        if self.sympy_losses is not None:
+            object.__setattr__(self, "sympy_losses", tuple(self.sympy_losses))
+            if len(self.sympy_losses) != len(self.jax_losses):
+                raise VerificationError(f"model {self.name}: the SymPy and JAX losses must correspond one to one")
+            if len(self.params) != theta0.size:
+                raise VerificationError(
+                    f"model {self.name}: {len(self.params)} params for a theta0 of {theta0.size} entries"
+                )
+        if self.players is not None:
+            players = tuple(self.players)
+            if len(players) != 2 or sum(players) != theta0.size or min(players) < 1:
+                raise VerificationError(
+                    f"model {self.name}: players must be two positive block sizes adding up to {theta0.size}, "
+                    f"got {self.players!r}"
+                )
+            object.__setattr__(self, "players", players)
 
     @property
     def n_losses(self) -> int:
@@ -88,10 +147,11 @@ def bilinear_game() -> Model:
 
 
 def mlp(hidden: int = 8, samples: int = 200, batches: int = 1) -> Model:
-    """A tanh MLP 16-hidden-10 with softmax cross-entropy on scikit-learn's digits (downsampled to 4x4
-    pixels, first `samples` images; shipped with scikit-learn, no download). JAX only.
+    """A tanh MLP 16-8-10, softmax cross-entropy on 200 digit images at 4x4 pixels (JAX only).
 
-    With batches > 1 the images are split into that many consecutive batches, one loss
+    `hidden` units, the first `samples` images of scikit-learn's digits (shipped
+    with scikit-learn, no download), downsampled from 8x8 to 4x4 pixels. With
+    batches > 1 the images are split into that many consecutive batches, one loss
     each (for `sgd-steps`: SGD with exact batches on real data)."""
     import jax
     import jax.numpy as jnp
@@ -110,7 +170,9 @@ def mlp(hidden: int = 8, samples: int = 200, batches: int = 1) -> Model:
     flat, unravel = ravel_pytree(params)
 
     if batches < 1 or samples % batches:
-        raise ValueError(f"batches must be a positive divisor of samples ({samples}), got {batches}")
+        from ._checks import VerificationError
+
+        raise VerificationError(f"batches must be a positive divisor of samples ({samples}), got {batches}")
     size = samples // batches
 
     def batch_loss(k):
@@ -143,8 +205,15 @@ MODELS: dict[str, Callable[[], Model]] = {
 }
 
 
+def summary(text: str | None) -> str:
+    """The first paragraph of a description or docstring, on one line (the command line's model list)."""
+    return " ".join((text or "").strip().split("\n\n")[0].split())
+
+
 def model(name: str) -> Model:
     """The model of a command-line name (see `MODELS`)."""
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+        from ._checks import VerificationError
+
+        raise VerificationError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}, or pass a bea.verify.Model")
     return MODELS[name]()

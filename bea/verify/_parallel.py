@@ -13,6 +13,7 @@ import numpy as np
 from .._errors import UnsupportedError
 from ..lowering import JaxOracle, require_x64
 from ..series._jet import STEP_SIZE
+from ._checks import check_compatible, check_order, check_values
 from ._flow import flow_solver, modified_field
 
 __all__ = ["local_error_grid"]
@@ -36,6 +37,9 @@ def local_error_grid(rule, model, order: int, *, step_sizes, initial_points, val
     from jax.sharding import NamedSharding, PartitionSpec
 
     require_x64("bea.verify.local_error_grid")
+    order = check_order(order, memory=hasattr(rule, "decays"))
+    check_compatible(rule, model)
+    values = check_values(rule, values, suggest=lambda name: f"pass values={{'{name}': ...}}")
     bound = rule.bind(values) if values else rule
     if any(_walk_has_h(v) for v in bound.hyperparameters.values()):
         raise UnsupportedError(f"{rule.name} has a hyperparameter tied to h; use bea.verify.local_error for it")

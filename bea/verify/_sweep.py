@@ -6,7 +6,9 @@ Numerical Integration, 2nd ed., Thm IX.1.2 and Section IX.7,
 doi:10.1007/3-540-30666-8; for GD and p = 1, Barrett & Dherin 2021, Thm 3.1).
 A sweep over step sizes fits log error = s log h + c and reports s; points
 where round-off, the ODE solver's own error or divergence dominate are flagged
-and left out of the fit, never fitted silently.
+and left out of the fit, never fitted silently, and a sweep whose errors do not
+decrease with h is refused. A term after f_p that vanishes on the model (f_1 of
+the midpoint rule) raises the expected slopes by one each.
 """
 
 from __future__ import annotations
@@ -14,26 +16,36 @@ from __future__ import annotations
 import dataclasses
 import sys
 import warnings
+from fractions import Fraction
 
 import numpy as np
 
-from .._errors import BeaError
 from ..lowering import iterate, require_x64
-from ._flow import RTOL, flow_solver, modified_field
+from ._checks import VerificationError, check_compatible, check_order, check_step_sizes, check_time, check_values
+from ._flow import RTOL, flow_solver, modified_field, vanishing_terms
 
-__all__ = ["SweepResult", "VerificationError", "global_error", "local_error"]
+__all__ = ["TOLERANCE", "SweepResult", "VerificationError", "global_error", "local_error", "global_step_sizes"]
 
 _ROUNDOFF = 1e-12  # relative: below this the difference is float64 noise plus solver tolerance
 _CHECKPOINTS = 4  # global error: the maximum over this many equally spaced times
+#: Slopes this far above the expected one look for vanishing terms: closer to p+3 than to p+2.
+_VANISHING_THRESHOLD = 0.5
+_MAX_TICKS = 8  # labelled step sizes on a plot's h axis
 
-
-class VerificationError(BeaError):
-    """The sweep has too few usable points to fit a slope (divergence, round-off, solver error)."""
+#: The default of `SweepResult.passes` and of `bea verify --tolerance`.
+TOLERANCE = 0.15
 
 
 @dataclasses.dataclass(frozen=True)
 class SweepResult:
-    """Errors over step sizes, the fitted log-log slope and what was left out of the fit and why."""
+    """Errors over step sizes, the fitted log-log slope and what was left out of the fit and why.
+
+    `expected` is the slope the theory predicts: order + 2 (local) or order + 1
+    (global), one more per term after f_order that vanishes on the model
+    (`vanishing`, e.g. (1,) for the midpoint rule at order 0). `requested` holds
+    the step sizes as asked where the sweep adjusted them (the global error
+    rounds h to time/N).
+    """
 
     kind: str
     h: tuple[float, ...]
@@ -44,38 +56,63 @@ class SweepResult:
     expected: int
     residuals: tuple[float, ...]
     note: str = ""
+    vanishing: tuple[int, ...] = ()
+    requested: tuple[float, ...] | None = None
 
     @property
     def usable(self) -> tuple[float, ...]:
         return tuple(h for h, f in zip(self.h, self.flags) if not f)
 
+    @property
+    def deviation(self) -> float:
+        """Fitted minus expected slope."""
+        return self.slope - self.expected
+
+    def passes(self, tolerance: float = TOLERANCE) -> bool:
+        """Whether the fitted slope is within `tolerance` of the expected one."""
+        return abs(self.deviation) <= tolerance
+
     def to_dict(self) -> dict:
-        return {
+        data = {
             "h": list(self.h), "error": list(self.error), "flags": list(self.flags), "slope": self.slope,
             "expected": self.expected, "residuals": list(self.residuals), "note": self.note,
+            "vanishing_terms": [f"f_{k}" for k in self.vanishing],
         }
+        if self.requested is not None and tuple(self.requested) != tuple(self.h):
+            data["requested_h"] = list(self.requested)
+        return data
 
     def plot(self, ax=None, label: str | None = None):
         """Log-log plot of the errors, the fitted line and a reference line of the expected slope."""
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
         ax = ax or plt.gca()
         h, e = np.array(self.h), np.array(self.error)
         used = np.array([not f for f in self.flags])
         ax.loglog(h[used], e[used], "o", label=label or f"{self.kind} error")
-        if (~used).any():
-            ax.loglog(h[~used], e[~used], "x", color="gray", label="left out of the fit")
+        shown = ~used & np.isfinite(e) & (e > 0)  # a diverged point has no place on a log axis
+        if shown.any():
+            ax.loglog(h[shown], e[shown], "x", color="gray", label="left out of the fit")
         line = np.exp(self.intercept) * h**self.slope
         ax.loglog(h, line, "-", label=f"fit, slope {self.slope:.2f}")
         reference = e[used][0] * (h / h[used][0]) ** self.expected
         ax.loglog(h, reference, "--", color="gray", label=f"slope {self.expected}")
+        # Ticks at the step sizes themselves, in plain decimals: the default minor labels of a log axis
+        # (3x10^-3, 4x10^-3, ...) overlap on sweeps that span less than a decade or two.
+        ticks = sorted(h)
+        ticks = ticks[:: -(-len(ticks) // _MAX_TICKS)]  # long sweeps: every k-th step size, at most _MAX_TICKS
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.tick_params(axis="x", which="major", labelrotation=45)
         ax.set_xlabel("h")
         ax.set_ylabel(f"{self.kind} error")
         ax.legend()
         return ax
 
 
-def _fit(kind, hs, errors, flags, expected, note) -> SweepResult:
+def _fit(kind, hs, errors, flags, expected, note, requested=None) -> SweepResult:
     used = [i for i, f in enumerate(flags) if not f]
     if len(used) < 3:
         reasons = ", ".join(f"h={h:.3g}: {f}" for h, f in zip(hs, flags) if f)
@@ -84,17 +121,47 @@ def _fit(kind, hs, errors, flags, expected, note) -> SweepResult:
             f"usable h: {[hs[i] for i in used]}. Choose step sizes where the iteration converges and the error "
             "is well above 1e-12 (larger h for high orders, smaller h where it diverges)."
         )
+    by_size = sorted(used, key=lambda i: hs[i])
+    growing = [(hs[i], hs[j]) for i, j in zip(by_size, by_size[1:]) if errors[i] >= errors[j]]
+    if growing:
+        small, large = growing[0]
+        raise VerificationError(
+            f"the {kind} error does not decrease with h (h={small:.3g} gives an error no smaller than h={large:.3g}; "
+            f"errors {', '.join(f'{errors[i]:.3g}' for i in by_size)} at h {', '.join(f'{hs[i]:.3g}' for i in by_size)}): "
+            "no slope is fitted through that. The sweep is outside the asymptotic range or the iteration is unstable; "
+            "choose smaller step sizes (or larger ones if the errors are near round-off)."
+        )
     x, y = np.log([hs[i] for i in used]), np.log([errors[i] for i in used])
     slope, intercept = np.polyfit(x, y, 1)
     residuals = tuple(float(r) for r in y - (slope * x + intercept))
-    if abs(slope - expected) > 0.5:
+    return SweepResult(kind, tuple(hs), tuple(errors), tuple(flags), float(slope), float(intercept), expected,
+                       residuals, note, requested=None if requested is None else tuple(requested))
+
+
+def _with_vanishing_terms(result: SweepResult, rule, model, order, values) -> SweepResult:
+    """The expected slope raised by one per term after f_order that vanishes on the model, looked up
+    (derived) only when the fitted slope is well above the plain expectation, and a warning when the
+    slope is still far from it."""
+    if result.slope - result.expected > _VANISHING_THRESHOLD:
+        vanishing = vanishing_terms(rule, model, order, values)
+        if vanishing:
+            names = ", ".join(f"f_{k}" for k in vanishing)
+            note = (f"{names} vanish{'es' if len(vanishing) == 1 else ''} on this model, so the leading error term "
+                    f"is f_{vanishing[-1] + 1}: expected slope {result.expected + len(vanishing)} instead of "
+                    f"{result.expected}")
+            result = dataclasses.replace(result, expected=result.expected + len(vanishing), vanishing=vanishing,
+                                         note="; ".join(filter(None, [result.note, note])))
+    if abs(result.deviation) > _VANISHING_THRESHOLD:
+        higher = result.deviation > 0
         warnings.warn(
-            f"the fitted {kind} error slope {slope:.2f} is far from the expected {expected}: the step sizes "
-            f"{[hs[i] for i in used]} may be outside the asymptotic range, or the derived field is wrong",
+            f"the fitted {result.kind} error slope {result.slope:.2f} is far from the expected {result.expected}: "
+            + (f"f_{order + len(result.vanishing) + 1} does not vanish on this model, so its coefficient may be "
+               "small at the initial point; try larger step sizes" if higher else
+               f"the step sizes {list(result.usable)} may be outside the asymptotic range, or the derived field "
+               "is wrong"),
             stacklevel=3,
         )
-    return SweepResult(kind, tuple(hs), tuple(errors), tuple(flags), float(slope), float(intercept), expected,
-                       residuals, note)
+    return result
 
 
 _MANIFOLD_NOTE = "memory rule: state started on its slow manifold (large-n regime, no bias correction)"
@@ -114,14 +181,18 @@ def _duration(rule) -> float:
     return float(getattr(rule, "duration", 1))
 
 
-def _flag(error, scale, solver_gap, movement) -> str:
+def _flag(error, scale, solver_gap, movement, *, iterates_finite=True, flow_finite=True) -> str:
+    if not iterates_finite:
+        return "diverged"
+    if not flow_finite:  # the solver gave up (or the truncated flow blows up) where the iterates did not
+        return "flow solver failed"
     if not np.isfinite(error) or error > 1e3 * max(1.0, scale):
         return "diverged"
     if error > 0.1 * movement:  # the error is not small against the motion itself: h is too large
         return "pre-asymptotic"
     if error < _ROUNDOFF * max(1.0, scale):
         return "round-off"
-    if solver_gap > 0.05 * error:
+    if not np.isfinite(solver_gap) or solver_gap > 0.05 * error:
         return "solver error"
     return ""
 
@@ -134,6 +205,21 @@ def _progress(items, label):
     return tqdm(items, desc=label, leave=False, disable=len(items) < 4 or not sys.stderr.isatty())
 
 
+def _check_inputs(rule, model, order, values, step_sizes, *, kind):
+    """Everything a sweep can check before deriving or iterating, named as the Python API names it."""
+    require_x64(f"bea.verify.{kind}")
+    from ._models import Model
+
+    if not isinstance(model, Model):
+        raise VerificationError(f"model must be a bea.verify.Model (or bea.verify.model(name)), got {model!r}")
+    order = check_order(order, memory=hasattr(rule, "decays"))
+    step_sizes = check_step_sizes(step_sizes)
+    check_compatible(rule, model)
+    values = check_values(rule, values, suggest=lambda name: f"pass values={{'{name}': ...}} or build the rule "
+                          f"with {name}=...")
+    return order, step_sizes, values
+
+
 def local_error(rule, model, order: int, *, step_sizes, values: dict | None = None, iterates: str = "rule") -> SweepResult:
     """|Phi_h(theta) - phi_h(theta)| over `step_sizes`, phi the flow of f_0 + ... + h^order f_order.
 
@@ -142,56 +228,109 @@ def local_error(rule, model, order: int, *, step_sizes, values: dict | None = No
     two orders beyond `order`), the regime the modified equation describes.
     `iterates="optax"` takes the step of the optax optimizer implementing the
     rule instead (GD, heavy ball, RMSProp, Adam), from the same state.
-    Expected slope: order + 2.
+    Expected slope: order + 2, one more per vanishing term after f_order
+    (see `SweepResult`).
+
+    Inputs are checked before any work: at least three distinct positive step
+    sizes, a value in `values` for every symbol of the rule, a rule that takes
+    the model's losses. Points that diverged (NaN or inf iterates), sit at
+    round-off or are dominated by the solver's error are flagged and left out; a
+    sweep whose errors do not decrease with h raises `VerificationError`.
     """
     if iterates not in ("rule", "optax"):
-        raise ValueError(f"iterates must be 'rule' or 'optax', got {iterates!r}")
-    require_x64("bea.verify.local_error")
+        raise VerificationError(f"iterates must be 'rule' or 'optax', got {iterates!r}")
+    order, step_sizes, values = _check_inputs(rule, model, order, values, step_sizes, kind="local_error")
     field, manifold = modified_field(rule, model, order, values, with_manifold=True)
     tight, loose_solver = flow_solver(field), flow_solver(field, RTOL * 100)
     errors, flags = [], []
-    for h in _progress(list(step_sizes), "local error"):
-        start = np.asarray(model.theta0)
-        if iterates == "optax":
-            from ._optax import optax_step
-
-            state = manifold(start, float(h)) if manifold is not None else None
-            end = np.asarray(optax_step(rule.numeric(float(h), values), model.jax_losses, float(h))(start, state))
-        else:
-            end = np.asarray(_run(rule, model, manifold, start, float(h), 1, values))[-1]
-        span = _duration(rule) * h  # one step of a composite rule follows the flow over duration * h
-        predicted = np.asarray(tight(start, h, [span])[-1])
-        loose = np.asarray(loose_solver(start, h, [span])[-1])
-        error = float(np.linalg.norm(end - predicted))
-        errors.append(error)
-        flags.append(_flag(error, float(np.linalg.norm(start)), float(np.linalg.norm(loose - predicted)),
-                           float(np.linalg.norm(end - start))))
+    with np.errstate(all="ignore"):  # overflow in a diverging step is flagged below, not warned about
+        for h in _progress(list(step_sizes), "local error"):
+            error, flag = _local_point(rule, model, manifold, values, iterates, tight, loose_solver, h)
+            errors.append(error)
+            flags.append(flag)
     note = (_MANIFOLD_NOTE if manifold else "") + ("; iterates of optax" if iterates == "optax" else "")
-    return _fit("local", list(map(float, step_sizes)), errors, flags, order + 2, note)
+    result = _fit("local", list(step_sizes), errors, flags, order + 2, note)
+    return _with_vanishing_terms(result, rule, model, order, values)
+
+
+def _local_point(rule, model, manifold, values, iterates, tight, loose_solver, h):
+    """(error, flag) of one step of size h against the flow."""
+    start = np.asarray(model.theta0)
+    if iterates == "optax":
+        from ._optax import optax_step
+
+        state = manifold(start, h) if manifold is not None else None
+        end = np.asarray(optax_step(rule.numeric(h, values), model.jax_losses, h)(start, state))
+    else:
+        end = np.asarray(_run(rule, model, manifold, start, h, 1, values))[-1]
+    span = _duration(rule) * h  # one step of a composite rule follows the flow over duration * h
+    predicted = np.asarray(tight(start, h, [span])[-1])
+    loose = np.asarray(loose_solver(start, h, [span])[-1])
+    error = float(np.linalg.norm(end - predicted))
+    flag = _flag(error, float(np.linalg.norm(start)), float(np.linalg.norm(loose - predicted)),
+                 float(np.linalg.norm(end - start)), iterates_finite=bool(np.isfinite(end).all()),
+                 flow_finite=bool(np.isfinite(predicted).all()))
+    return error, flag
+
+
+def global_step_sizes(step_sizes, time: float, *, name: str = "step_sizes", time_name: str = "time") -> tuple:
+    """(h, steps) per requested step size: h = time/steps, steps a multiple of 4 (the checkpoints), so
+    that every sweep ends at `time`. Raises where two step sizes become one, or h is above time/4."""
+    exact_time = Fraction(repr(float(time)))  # time/steps from the decimal time: 0.1/50 prints as 0.002
+    adjusted, seen = [], {}
+    for h in step_sizes:
+        if h > time / _CHECKPOINTS:
+            raise VerificationError(
+                f"{name}: h={h:g} is longer than {time_name}/{_CHECKPOINTS} = {time / _CHECKPOINTS:g}; the global "
+                f"error is measured at {_CHECKPOINTS} times up to {time_name}={time:g}: give a {time_name} of at least "
+                f"{_CHECKPOINTS * max(step_sizes):g} or smaller step sizes"
+            )
+        steps = _CHECKPOINTS * max(1, int(round(time / h / _CHECKPOINTS)))
+        if steps in seen:
+            raise VerificationError(
+                f"{name}: h={seen[steps]:g} and h={h:g} both become {time_name}/{steps} = {float(exact_time / steps):g} "
+                f"(the global sweep takes a whole number of steps, a multiple of {_CHECKPOINTS}, to reach "
+                f"{time_name}={time:g}): choose step sizes further apart or a longer {time_name}"
+            )
+        seen[steps] = h
+        adjusted.append((float(exact_time / steps), steps))
+    return tuple(adjusted)
+
+
+def _global_point(rule, model, manifold, values, tight, loose_solver, h, steps):
+    """(error, flag) of `steps` steps of size h against the flow, at the checkpoints."""
+    path = np.asarray(_run(rule, model, manifold, np.asarray(model.theta0), h, steps, values))
+    marks = np.arange(1, _CHECKPOINTS + 1) * (steps // _CHECKPOINTS)
+    times = _duration(rule) * h * marks  # the same number of output times for every h: one compilation
+    predicted = np.asarray(tight(path[0], h, times))
+    loose = np.asarray(loose_solver(path[0], h, times))
+    error = float(np.max(np.linalg.norm(path[marks] - predicted, axis=1)))
+    gap = float(np.max(np.linalg.norm(loose - predicted, axis=1)))
+    flag = _flag(error, float(np.linalg.norm(path[0])), gap, float(np.max(np.linalg.norm(path - path[0], axis=1))),
+                 iterates_finite=bool(np.isfinite(path).all()), flow_finite=bool(np.isfinite(predicted).all()))
+    return error, flag
 
 
 def global_error(rule, model, order: int, *, step_sizes, time: float, values: dict | None = None) -> SweepResult:
     """max_k |theta_{n_k} - phi_{n_k h}(theta_0)| at the checkpoints n_k h = k time/4, over `step_sizes`;
-    expected slope order + 1.
+    expected slope order + 1, one more per vanishing term after f_order.
 
-    Each h is adjusted to time/N (N a multiple of 4) so that every sweep ends at `time`.
+    Each h is adjusted to time/N (N a multiple of 4) so that every sweep ends at
+    `time` (`SweepResult.requested` keeps the step sizes as given). Inputs are
+    checked first, as for `local_error`.
     """
-    require_x64("bea.verify.global_error")
+    order, step_sizes, values = _check_inputs(rule, model, order, values, step_sizes, kind="global_error")
+    time = check_time(time)
+    adjusted = global_step_sizes(step_sizes, time)
     field, manifold = modified_field(rule, model, order, values, with_manifold=True)
     tight, loose_solver = flow_solver(field), flow_solver(field, RTOL * 100)
     hs, errors, flags = [], [], []
-    for h in _progress(list(step_sizes), "global error"):
-        steps = _CHECKPOINTS * max(1, int(round(time / h / _CHECKPOINTS)))
-        h = time / steps
-        path = np.asarray(_run(rule, model, manifold, np.asarray(model.theta0), h, steps, values))
-        marks = np.arange(1, _CHECKPOINTS + 1) * (steps // _CHECKPOINTS)
-        times = _duration(rule) * h * marks  # the same number of output times for every h: one compilation
-        predicted = np.asarray(tight(path[0], h, times))
-        loose = np.asarray(loose_solver(path[0], h, times))
-        error = float(np.max(np.linalg.norm(path[marks] - predicted, axis=1)))
-        gap = float(np.max(np.linalg.norm(loose - predicted, axis=1)))
-        hs.append(h)
-        errors.append(error)
-        flags.append(_flag(error, float(np.linalg.norm(path[0])), gap, float(np.max(np.linalg.norm(path - path[0], axis=1)))))
+    with np.errstate(all="ignore"):  # overflow in a diverging run is flagged below, not warned about
+        for h, steps in _progress(list(adjusted), "global error"):
+            error, flag = _global_point(rule, model, manifold, values, tight, loose_solver, h, steps)
+            hs.append(h)
+            errors.append(error)
+            flags.append(flag)
     note = _MANIFOLD_NOTE if manifold else ""
-    return _fit("global", hs, errors, flags, order + 1, note)
+    result = _fit("global", hs, errors, flags, order + 1, note, requested=step_sizes)
+    return _with_vanishing_terms(result, rule, model, order, values)

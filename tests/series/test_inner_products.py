@@ -13,11 +13,10 @@ import pytest
 import sympy as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import polynomial_losses
 
 import bea
 from bea.rules import dot, norm, sqrt
-
-from strategies import polynomial_losses
 
 a, b = sp.symbols("a b")
 E = (sp.Rational(3, 5) - a * b) ** 2 / 2

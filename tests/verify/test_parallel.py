@@ -39,3 +39,8 @@ def test_grid_over_four_devices_matches_sequential():
 def test_grid_refuses_hyperparameters_tied_to_h():
     with pytest.raises(bea.UnsupportedError, match="tied to h"):
         local_error_grid(bea.rules.SAM(rho=bea.h / 2), model("quadratic"), 1, step_sizes=[0.01], initial_points=[[1, 0, 0]])
+
+
+def test_grid_checks_hyperparameters_before_work():
+    with pytest.raises(bea.verify.VerificationError, match=r"heavy-ball needs a number for beta"):
+        local_error_grid(bea.rules.HeavyBall(), model("quadratic"), 1, step_sizes=[0.01], initial_points=[[1, 0, 0]])
