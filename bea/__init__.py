@@ -8,6 +8,8 @@ update rule written as a pure step function.
 """
 
 from . import exports, rules, verify
+from ._derive import MAX_SAFE_ORDER, ModifiedEquation, finite_n_modified_equation, modified_equation
+from ._derive_stochastic import stochastic_modified_equation
 from ._errors import (
     BeaError,
     InconsistentRuleError,
@@ -16,20 +18,22 @@ from ._errors import (
     InvalidOrderError,
     InvalidRuleError,
     NonSmoothLossError,
+    NoStochasticModifiedEquationError,
     ParseError,
     SlowDerivationWarning,
+    StepFunctionError,
     UnknownSymbolError,
     UnsupportedError,
 )
+from ._orderings import average_over_orderings
+from .engines.series import STEP_SIZE as h
+from .engines.trees._trees import TreeTerm, tree_coefficients
 from .exports import ModifiedLoss, NoModifiedLossError
 from .lowering import iterate
-from .series import STEP_SIZE as h
-from .series._coordinate_free import CoordinateFreeModifiedEquation
-from .series._derive import MAX_SAFE_ORDER, ModifiedEquation, finite_n_modified_equation, modified_equation
-from .series._elementwise_view import ElementwiseModifiedEquation
-from .series._initial_point import InitialPointLoss
-from .series._orderings import average_over_orderings
-from .series._trees import TreeTerm, tree_coefficients
+from .results._coordinate_free import CoordinateFreeModifiedEquation
+from .results._elementwise import ElementwiseModifiedEquation
+from .results._initial_point import InitialPointLoss
+from .results._stochastic import StochasticModifiedEquation
 
 __version__ = "0.1.0"
 
@@ -47,12 +51,14 @@ __all__ = [
     "ModifiedEquation",
     "ModifiedLoss",
     "NoModifiedLossError",
+    "NoStochasticModifiedEquationError",
     "NonSmoothLossError",
     "ParseError",
     "SlowDerivationWarning",
     "TreeTerm",
     "average_over_orderings",
     "UnknownSymbolError",
+    "StepFunctionError",
     "UnsupportedError",
     "exports",
     "finite_n_modified_equation",
@@ -60,6 +66,8 @@ __all__ = [
     "iterate",
     "modified_equation",
     "rules",
+    "stochastic_modified_equation",
+    "StochasticModifiedEquation",
     "tree_coefficients",
     "verify",
 ]

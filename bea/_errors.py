@@ -13,10 +13,12 @@ __all__ = [
     "InvalidHyperparameterError",
     "InvalidOrderError",
     "InvalidRuleError",
+    "NoStochasticModifiedEquationError",
     "NonSmoothLossError",
     "ParseError",
     "SlowDerivationWarning",
     "UnknownSymbolError",
+    "StepFunctionError",
     "UnsupportedError",
 ]
 
@@ -65,3 +67,14 @@ class UnsupportedError(BeaError):
 
 class SlowDerivationWarning(UserWarning):
     """A derivation is estimated to take minutes (from measured timings); it runs anyway."""
+
+
+class StepFunctionError(UnsupportedError, TypeError):
+    """A user's step function failed on the engine's exact series (a NumPy, JAX or math function, a method
+    arrays have and series do not). Also a TypeError, so the coordinate-free view can try its next engine."""
+
+
+class NoStochasticModifiedEquationError(BeaError):
+    """No SDE driven by Brownian motion matches a stochastic rule's one-step law at the order asked: the modified
+    generator has terms of differential order >= 3 there. The message names the order and the term;
+    `allow_generator=True` returns the generator series anyway."""

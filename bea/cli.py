@@ -18,15 +18,15 @@ from collections.abc import Callable
 import sympy as sp
 
 from . import rules as _rules
+from ._derive import MAX_SAFE_ORDER, modified_equation
 from ._errors import BeaError, InvalidOrderError, ParseError
 from ._parse import check_loss, parse_expression, parse_symbols
+from .engines.trees._colored_trees import Colored
+from .engines.trees._notation import gradient_text
+from .engines.trees._trees import level_sequence, tree_coefficients
 from .exports import NoModifiedLossError, to_dict
 from .exports._cse import common_subexpressions
-from .series._colored_trees import Colored
-from .series._derive import MAX_SAFE_ORDER, modified_equation
-from .series._elementwise_view import ElementwiseModifiedEquation
-from .series._notation import gradient_text
-from .series._trees import level_sequence, tree_coefficients
+from .results._elementwise import ElementwiseModifiedEquation
 
 __all__ = ["RULES", "main"]
 

@@ -233,7 +233,7 @@ print([sp.N((rms.terms[1][j] - adam0.terms[1][j]).subs(pt), 30) for j in range(2
 NOTEBOOKS["04_sgd_and_games"] = [
     ("md", """# Several SGD steps and two-player games (seed 003)
 
-Rosca & Deisenroth, *Implicit regularisation in SGD: from single-objective to two-player games* (arXiv:2404.13040)."""),
+Rosca & Deisenroth, *Implicit regularisation in SGD: from single-objective to two-player games* (arXiv:2307.05789)."""),
     ("code", SETUP),
     ("code", """a, b = sp.symbols("a b")
 E1 = (a * b - 1) ** 2 / 2
@@ -325,7 +325,7 @@ plt.xlabel("time n h"); plt.ylabel("R_IG"); plt.legend(); plt.show()"""),
 NOTEBOOKS["06_gradient_regularization"] = [
     ("md", """# Gradient regularization algorithms as modified equations (seed 001)
 
-Karakida et al., *Understanding gradient regularization in deep learning* (ICLR 2023, arXiv:2302.00386):
+Karakida et al., *Understanding gradient regularization in deep learning* (ICLR 2023, arXiv:2210.02720):
 finite-difference GR (F-GR, B-GR), double backpropagation (EGR), SAM, and flooding as F-GR (Theorem 5.1)."""),
     ("code", SETUP),
     ("code", """c, gamma = sp.symbols("c gamma")

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import sympy as sp
 
 from .._errors import InvalidArrayError, UnknownSymbolError
-from ..series._jet import STEP_SIZE
+from ..engines.series._jet import STEP_SIZE
 from ._x64 import check_floating, check_scalar, require_x64
 
 __all__ = ["lower_coordinate_free", "lower_elementwise", "lower_initial_point_loss"]
@@ -95,7 +95,7 @@ def lower_coordinate_free(cf, loss, *, allow_float32: bool = False):
     import jax.numpy as jnp
     from jax.flatten_util import ravel_pytree
 
-    from ..series._colored_trees import Colored
+    from ..engines.trees._colored_trees import Colored
 
     functions = _loss_functions(cf, loss)
     if not allow_float32:
@@ -220,7 +220,7 @@ def lower_elementwise(result, loss, *, allow_float32: bool = False):
     import jax.numpy as jnp
     from jax.flatten_util import ravel_pytree
 
-    from ..series._elementwise import THETA, atom_arguments, inner_arguments, is_atom, is_inner
+    from ..engines.elementwise._elementwise import THETA, atom_arguments, inner_arguments, is_atom, is_inner
 
     if not callable(loss):
         raise TypeError("loss= must be a JAX function of the parameter pytree returning a scalar")

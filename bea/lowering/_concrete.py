@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import sympy as sp
 
 from .._errors import InvalidArrayError, UnknownSymbolError
-from ..series._jet import STEP_SIZE
+from ..engines.series._jet import STEP_SIZE
 from ._x64 import check_floating, check_scalar, require_x64
 
 __all__ = ["LoweredFunction", "lower_expressions"]

@@ -20,6 +20,7 @@ from ._gradient import EGR, GD, SAM, FiniteDifferenceGR
 from ._memory import Adam, CustomMemoryRule, HeavyBall, MemoryRule, Nesterov, RMSProp, memory_rule
 from ._operations import dot, norm, sqrt
 from ._runge_kutta import EULER, HEUN, MIDPOINT, RK4, TABLEAUS, RungeKutta
+from ._stochastic import SGD, Langevin, NoiseLaw, StochasticRule
 
 __all__ = [
     "AlternatingGD",
@@ -54,4 +55,8 @@ __all__ = [
     "RungeKutta",
     "exact",
     "rule",
+    "SGD",
+    "Langevin",
+    "NoiseLaw",
+    "StochasticRule",
 ]

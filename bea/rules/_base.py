@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import sympy as sp
 
 from .._errors import InvalidHyperparameterError, UnknownSymbolError
-from ..series._jet import STEP_SIZE
+from ..engines.series._jet import STEP_SIZE
 
 __all__ = ["Rule", "exact"]
 

@@ -32,7 +32,7 @@ __all__ = [
 
 def block(vector, start: int, stop: int):
     """The vector with every entry outside [start, stop) set to zero (one player's block)."""
-    from ..series._jet import ScalarSeries, VectorSeries
+    from ..engines.series._jet import ScalarSeries, VectorSeries
 
     if hasattr(vector, "block"):  # a B-series (coordinate-free view): project the root of every tree
         return vector.block(start, stop)
@@ -156,7 +156,7 @@ class SGDSteps(Rule):
 
     The modified field is per step of size h (theta_n ~ theta(n h)) and
     reproduces Rosca & Deisenroth, "Implicit regularisation in SGD: from
-    single-objective to two-player games", arXiv:2404.13040, Theorem 4.
+    single-objective to two-player games", arXiv:2307.05789, Theorem 4.
     """
 
     n: int = dataclasses.field(default=2, metadata={"hyper": False})
@@ -231,7 +231,7 @@ class AlternatingGD(_Game):
 
 
 def flooding_crossing(kind: str = "forward") -> Composite:
-    """Two flooding steps across the flood level b (Karakida et al., arXiv:2302.00386, Theorem 5.1).
+    """Two flooding steps across the flood level b (Karakida et al., arXiv:2210.02720, Theorem 5.1).
 
     forward (E < b, then E > b): an ascent step then a descent step, theta_{t+2} =
     theta_t - h^2 (grad E(theta_t + h grad E) - grad E)/h, one F-GR step on the

@@ -9,10 +9,10 @@ from typing import Any
 
 import sympy as sp
 
-from .._errors import InvalidRuleError
+from .._errors import BeaError, InvalidRuleError, StepFunctionError
 from ._base import Rule, exact
 
-__all__ = ["CustomRule", "rule"]
+__all__ = ["CustomRule", "call_step", "rule"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +46,7 @@ class CustomRule(Rule):
         return self.losses
 
     def step(self, theta, grad, h):
-        return self.fn(theta, grad, h, **dict(self.params))
+        return call_step(self.fn, theta, grad, h, **dict(self.params))
 
 
 def _check_step_function(fn, what: str, signature: str) -> None:
@@ -82,3 +82,21 @@ def rule(step: Callable, *, name: str = "custom", n_losses: int = 1, **hyperpara
     """
     values = {k: sp.Symbol(k) if v is None else v for k, v in hyperparameters.items()}
     return CustomRule(fn=step, params=tuple(values.items()), label=name, losses=n_losses)
+
+
+def call_step(fn: Callable, theta, *args, **hyperparameters):
+    """fn(theta, *args, **hyperparameters); on the engine's series, a failure inside the user's code (jnp.sqrt,
+    math.exp, an array method) becomes a `StepFunctionError` that says what a step may use."""
+    try:
+        return fn(theta, *args, **hyperparameters)
+    except BeaError:
+        raise
+    except (TypeError, ValueError, AttributeError) as exc:
+        if not hasattr(theta, "algebra") and not hasattr(theta, "increments"):  # arrays: the user's own error
+            raise
+        raise StepFunctionError(
+            f"the step function {getattr(fn, '__name__', fn)!r} failed on the engine's exact series "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). A step may use arithmetic "
+            "(+, -, *, /, ** with rational exponents), grad(x), grad.hvp(x, v), bea.rules.sqrt, bea.rules.dot and "
+            "bea.rules.norm; NumPy, JAX or math functions only run on arrays"
+        ) from exc

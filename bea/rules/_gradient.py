@@ -50,7 +50,7 @@ class SAM(Rule):
 
     theta_{n+1} = theta_n - h grad E(theta_n + rho grad E(theta_n))
     (Foret et al., ICLR 2021, arXiv:2010.01412; the unnormalized form analysed by
-    Andriushchenko & Flammarion 2022 and by Karakida et al., arXiv:2302.00386,
+    Andriushchenko & Flammarion 2022 and by Karakida et al., arXiv:2210.02720,
     Section 5.2). rho is an independent hyperparameter by default (the
     modified field is then exact in rho); tie it to the step with
     `SAM(rho=c * bea.h)`.
@@ -69,7 +69,7 @@ class FiniteDifferenceGR(Rule):
 
     GD on E + (gamma/2)|grad E|^2 with H grad E replaced by (Karakida et al.,
     "Understanding gradient regularization in deep learning", ICLR 2023,
-    arXiv:2302.00386, eqs 3-4):
+    arXiv:2210.02720, eqs 3-4):
 
         forward  (F-GR): (grad E(theta + eps grad E) - grad E(theta)) / eps
         backward (B-GR): (grad E(theta) - grad E(theta - eps grad E)) / eps

@@ -28,7 +28,7 @@ import sympy as sp
 from .._errors import InvalidHyperparameterError, InvalidRuleError
 from .._parse import parse_expression
 from ._base import Rule, exact
-from ._custom import _check_signature, _check_step_function
+from ._custom import _check_signature, _check_step_function, call_step
 from ._operations import sqrt
 
 __all__ = ["Adam", "HeavyBall", "MemoryRule", "Nesterov", "RMSProp", "memory_rule"]
@@ -252,7 +252,7 @@ class CustomMemoryRule(MemoryRule):
         return tuple(self.init_fn(theta, grad, **dict(self.params)))
 
     def update(self, theta, state, grad, h, n):
-        theta, state = self.fn(theta, tuple(state), grad, h, n, **dict(self.params))
+        theta, state = call_step(self.fn, theta, tuple(state), grad, h, n, **dict(self.params))
         return theta, tuple(state)
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 import sympy as sp
 
 from .._errors import BeaError, InvalidOrderError
-from ..series._jet import STEP_SIZE
+from ..engines.series._jet import STEP_SIZE
 
 __all__ = [
     "MIN_STEP_SIZES",
@@ -77,7 +77,7 @@ def check_time(time, *, name: str = "time") -> float:
 
 def check_order(order, *, name: str = "order", memory: bool = False) -> int:
     """A non-negative int, low enough that the derivation (two orders more for rules with memory) is allowed."""
-    from ..series._derive import MAX_SAFE_ORDER
+    from .._derive import MAX_SAFE_ORDER
 
     if isinstance(order, bool) or not isinstance(order, numbers.Integral) or order < 0:
         raise InvalidOrderError(f"{name} must be an integer >= 0, got {order!r}")

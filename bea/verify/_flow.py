@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .._derive import MAX_SAFE_ORDER, modified_equation
+
 __all__ = ["flow_solver", "modified_field", "vanishing_terms"]
 
 RTOL = 1e-13
@@ -74,7 +76,6 @@ def vanishing_terms(rule, model, order: int, values: dict | None = None, *, look
     rule has f_1 = 0, RK4 f_1 = f_2 = f_3 = 0). Each further order is derived
     only while the terms so far vanish, so the usual case costs one order.
     """
-    from ..series._derive import MAX_SAFE_ORDER
 
     vanishing = []
     for k in range(order + 1, min(order + look_ahead, MAX_SAFE_ORDER) + 1):
@@ -125,15 +126,13 @@ def _cache_key(rule, model, values):
 
 
 def _derive(rule, model, order, values):
-    import bea
-
     values = dict(values or {})
     if model.sympy_losses is not None:
         params = model.params
         if model.players is not None:
             params = [list(params[: model.players[0]]), list(params[model.players[0]:])]
-        return bea.modified_equation(rule, order, losses=list(model.sympy_losses), params=params, values=values)
-    return bea.modified_equation(rule.bind(values) if values else rule, order)
+        return modified_equation(rule, order, losses=list(model.sympy_losses), params=params, values=values)
+    return modified_equation(rule.bind(values) if values else rule, order)
 
 
 def flow_solver(field: Callable, rtol: float = RTOL) -> Callable:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._errors import UnsupportedError
+from ..engines.series._jet import STEP_SIZE
 from ..lowering import JaxOracle, require_x64
-from ..series._jet import STEP_SIZE
 from ._checks import check_compatible, check_order, check_values
 from ._flow import flow_solver, modified_field
 

@@ -215,7 +215,7 @@ def test_iterates_match_optax():
 
 
 def test_element_wise_rules_with_several_losses_are_refused_with_advice():
-    """Element-wise operations have a coordinate-free view (tests/series/test_elementwise.py), but not
+    """Element-wise operations have a coordinate-free view (tests/engines/test_elementwise.py), but not
     together with several losses: a clear error that points to the concrete view."""
     product = bea.rules.rule(lambda theta, grad, h: theta - h * grad[0](theta) * grad[1](theta), n_losses=2)
     with pytest.raises(bea.UnsupportedError, match="concrete losses"):

@@ -1,0 +1,109 @@
+"""Expansion of one step of a rule in powers of h: Phi_h(theta) = theta + sum_k h^k d_k(theta)."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ..._errors import InconsistentRuleError, UnknownSymbolError
+from ._algebra import Algebra, DifferentialAlgebra, ExpressionAlgebra, NotPolynomialError, PolynomialAlgebra
+from ._jet import ScalarSeries, VectorSeries
+from ._oracle import SymbolicOracle
+from ._problem import Problem
+
+__all__ = ["expand_step"]
+
+_MAX_GUARD = 8
+_SEED_RETRIES = 8  # retries with the atoms met so far (SAM, square roots on a slow manifold)
+
+
+def expand_step(
+    rule, problem: Problem, order: int, record: dict | None = None, runner=None
+) -> tuple[Algebra, list[tuple]]:
+    """The algebra used and d_1, ..., d_{order+1} of the rule's step on the problem's losses.
+
+    Tries exact polynomial arithmetic first, then polynomials in the loss's
+    transcendental atoms (exp, log, tanh, 1/v, ...), and falls back to general
+    expressions when a quantity fits neither.
+    """
+    if rule.n_losses != len(problem.losses):
+        raise UnknownSymbolError(
+            f"rule {rule.name} takes {rule.n_losses} loss(es), but {len(problem.losses)} were given"
+        )
+    constants = tuple(problem.constants) + tuple(sorted(rule.free_symbols - set(problem.constants), key=str))
+    seeds = list(problem.losses) + [v for v in rule.hyperparameters.values() if isinstance(v, sp.Expr)]
+    rational = False  # coefficients in QQ(constants) once the rule divides by one (1 - beta)
+
+    def make(kind: str) -> Algebra:
+        if kind == "polynomial":
+            return PolynomialAlgebra(problem.params, constants, rational=rational)
+        if kind == "differential":
+            return DifferentialAlgebra(problem.params, constants, seeds=seeds, rational=rational)
+        return ExpressionAlgebra(problem.params, constants)
+
+    # A step that evaluates the loss away from theta (SAM), or takes square roots, meets new
+    # atoms there: retry with them while there are new ones.
+    kinds = ["polynomial"] + ["differential"] * _SEED_RETRIES + ["expression"]
+    i = 0
+    while i < len(kinds):
+        try:
+            algebra = make(kinds[i])
+            losses = [algebra.from_expr(loss) for loss in problem.losses]
+            return algebra, _expand(rule, algebra, losses, order + 1, record, runner)
+        except NotPolynomialError as exc:
+            new = [e for e in exc.seeds if e not in seeds]
+            seeds.extend(new)
+            if exc.rational and not rational:
+                rational = True  # same algebra again, over the fraction field
+            elif kinds[i] == "differential" and not new:
+                i = len(kinds) - 1  # no new atoms: only general expressions can help
+            else:
+                i += 1
+    raise AssertionError("the expression algebra accepts every expression")  # pragma: no cover
+
+
+def _expand(rule, algebra: Algebra, losses: list, needed: int, record=None, runner=None) -> list[tuple]:
+    truncation = needed
+    while True:
+        result = _run_step(rule, algebra, losses, truncation, record, runner)
+        if result.valid > needed:
+            break
+        if truncation - needed >= _MAX_GUARD:
+            raise InconsistentRuleError(
+                f"the step of {rule.name} divides by powers of h too high to expand; check the rule"
+            )
+        truncation += needed + 1 - result.valid
+    _check_consistent(rule, algebra, result)
+    return [result.coeffs[k] for k in range(1, needed + 1)]
+
+
+def _run_step(rule, algebra: Algebra, losses: list, truncation: int, record=None, runner=None) -> VectorSeries:
+    theta = VectorSeries.constant(algebra, algebra.identity, truncation)
+    h = ScalarSeries(algebra, [algebra.zero, algebra.from_expr(1)] + [algebra.zero] * (truncation - 1))
+    oracle = SymbolicOracle(algebra, losses, truncation)
+    if runner is not None:
+        result = runner(rule, theta, oracle, h)
+    elif hasattr(rule, "decays"):  # a rule with memory: the step on its slow manifold
+        from ..slow_manifold._slow_manifold import slow_manifold_step
+
+        result, state = slow_manifold_step(rule, theta, oracle, h)
+        if record is not None:
+            record["slow_manifold"] = state
+    else:
+        result = rule.step(theta, oracle, h)
+    if not isinstance(result, VectorSeries):
+        raise InconsistentRuleError(
+            f"the step of {rule.name} returned {type(result).__name__}, not the updated parameter vector; "
+            "it must return an expression built from theta, grad(...) and h"
+        )
+    return result
+
+
+def _check_consistent(rule, algebra: Algebra, result: VectorSeries) -> None:
+    at_zero = result.coeffs[0]
+    if at_zero != algebra.identity:
+        offset = [sp.expand(algebra.to_expr(a) - p) for a, p in zip(at_zero, algebra.params)]
+        raise InconsistentRuleError(
+            f"the step of {rule.name} is not theta + O(h): at h = 0 it moves theta by {offset}. "
+            "A rule consistent with a flow must reduce to the identity as the step size goes to 0 "
+            "(scale its update by h)."
+        )

@@ -1,0 +1,125 @@
+"""The concrete result: f_0..f_p as SymPy columns in named parameters."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import sympy as sp
+
+from .._errors import InvalidOrderError
+from ..engines.series._jet import STEP_SIZE
+
+__all__ = ["ModifiedEquation"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModifiedEquation:
+    """The modified equation theta' = f_0 + h f_1 + ... + h^p f_p of a rule, on concrete losses.
+
+    `terms[l]` is f_l as a SymPy column (one component per parameter), exact.
+    `expansion[k-1]` is d_k of the step expansion Phi_h = theta + sum h^k d_k.
+    Truncating after f_p, one step of the rule and the time-h flow of the
+    truncated field differ by O(h^{p+2}) (Hairer, Lubich & Wanner, Geometric
+    Numerical Integration, Thm IX.1.2, doi:10.1007/3-540-30666-8).
+    """
+
+    rule: object
+    params: tuple[sp.Symbol, ...]
+    losses: tuple[sp.Expr, ...]
+    order: int
+    terms: tuple[sp.ImmutableMatrix, ...]
+    expansion: tuple[sp.ImmutableMatrix, ...]
+    constants: tuple[sp.Symbol, ...] = ()
+    #: Rules with memory: per state, the columns S_0, S_1, ... of its slow manifold S_h(theta),
+    #: exact through h^order (the iterates' state once the transients have decayed).
+    slow_manifold: tuple = ()
+
+    def __post_init__(self):
+        if len(self.terms) != self.order + 1:
+            raise ValueError("terms must hold f_0..f_order")
+
+    @property
+    def h(self) -> sp.Symbol:
+        """The step-size symbol."""
+        return STEP_SIZE
+
+    @property
+    def loss(self) -> sp.Expr:
+        """The loss, for rules with one loss."""
+        if len(self.losses) != 1:
+            raise AttributeError(f"this rule has {len(self.losses)} losses; use .losses")
+        return self.losses[0]
+
+    def field(self, order: int | None = None) -> sp.ImmutableMatrix:
+        """The truncated modified field f_0 + h f_1 + ... + h^order f_order."""
+        order = self.order if order is None else order
+        if not 0 <= order <= self.order:
+            raise InvalidOrderError(f"order {order} is outside 0..{self.order} derived")
+        total = sp.zeros(len(self.params), 1)
+        for l in range(order + 1):
+            total += STEP_SIZE**l * self.terms[l]
+        return sp.ImmutableMatrix(total)
+
+    @property
+    def symbols(self) -> tuple[sp.Symbol, ...]:
+        """Every symbol in the terms other than the parameters: data, hyperparameters."""
+        found = set()
+        for term in self.terms:
+            found |= term.free_symbols
+        return tuple(sorted(found - set(self.params), key=str))
+
+    def latex(self) -> str:
+        """The modified equation as a LaTeX display formula (see `bea.exports.latex`)."""
+        from ..exports import latex
+
+        return latex(self)
+
+    def modified_loss(self, order: int | None = None):
+        """E~ with f_0 + ... + h^order f_order = -grad E~, if that field is a gradient
+        (see `bea.exports.modified_loss`); raises `NoModifiedLossError` otherwise."""
+        from ..exports import modified_loss
+
+        return modified_loss(self, order)
+
+    def to_jax(self, *, term: int | None = None, order: int | None = None, allow_float32: bool = False):
+        """The field as a jitted JAX function `field(theta, h, **symbols) -> array`.
+
+        `term=l` gives f_l alone, `fn(theta, **symbols)`; `order=` truncates the field.
+        Symbols left in the terms (hyperparameters, loss constants) are keyword
+        arguments, traced, so new values do not recompile. Needs JAX's x64 mode
+        unless allow_float32 (see `bea.lowering.lower_expressions`).
+        """
+        from ..lowering import lower_expressions
+
+        if term is not None:
+            if not 0 <= term <= self.order:
+                raise InvalidOrderError(f"term {term} is outside 0..{self.order} derived")
+            column, what = self.terms[term], f"f_{term}"
+        else:
+            column, what = self.field(order), "f_0 + h f_1 + ... (truncated modified field)"
+        return lower_expressions(list(column), self.params, scalar=False, description=what, allow_float32=allow_float32)
+
+    def slow_manifold_to_jax(self, *, allow_float32: bool = False) -> list:
+        """Per state, `S(theta, h) = S_0 + h S_1 + ... + h^order S_order` as a jitted JAX function:
+        the state of a rule with memory once its transients have decayed."""
+        from ..lowering import lower_expressions
+
+        if not self.slow_manifold:
+            raise AttributeError(f"{getattr(self.rule, 'name', self.rule)} keeps no state")
+        out = []
+        for i, columns in enumerate(self.slow_manifold):
+            series = sum((STEP_SIZE**k * sp.Matrix(c) for k, c in enumerate(columns)), sp.zeros(len(self.params), 1))
+            out.append(lower_expressions(list(series), self.params, scalar=False, description=f"slow manifold of state {i}",
+                                         allow_float32=allow_float32))
+        return out
+
+    def to_dict(self) -> dict:
+        """A JSON-serializable summary; each term component is a string `sympy.sympify` parses."""
+        from ..exports import to_dict
+
+        return to_dict(self)
+
+    def __repr__(self) -> str:
+        lines = [f"ModifiedEquation({getattr(self.rule, 'name', self.rule)}, order={self.order}, params={list(self.params)})"]
+        lines += [f"  f_{l} = {list(term)}" for l, term in enumerate(self.terms)]
+        return "\n".join(lines)

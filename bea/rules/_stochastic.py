@@ -1,0 +1,205 @@
+"""Stochastic update rules: SGD with random batches, unadjusted Langevin.
+
+A stochastic rule is a frozen dataclass with a pure step written against a random draw,
+
+    step(theta, grad, h, noise) -> theta_next,
+
+and the exact law of that draw, `law(n_losses, dim)`. The engine
+(`bea.stochastic_modified_equation`) runs the step once per outcome of the law on exact
+SymPy input and averages exactly; `iterate` runs the same step on JAX arrays with actual
+draws from a PRNG key. One definition serves both sides.
+
+- SGD: noise is a batch, a tuple of loss indices; the law is uniform over the N^B ordered
+  batches (with replacement) or the C(N, B) subsets (without).
+- Langevin: noise is a standard Gaussian vector xi; the law is one outcome whose noise is
+  a vector of symbols the engine averages by the Gaussian moments E[xi^k] = (k-1)!! (k even), 0 (k odd).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import sympy as sp
+
+from .._errors import InvalidHyperparameterError, UnsupportedError
+from ._base import Rule
+
+__all__ = ["SGD", "Langevin", "NoiseLaw", "StochasticRule"]
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseLaw:
+    """The exact law of a step's draw: a finite mixture of outcomes (probability, noise).
+
+    A noise may contain the symbols in `gaussians`: independent standard normal variables,
+    averaged by their moments. Probabilities are exact Rationals summing to 1.
+    """
+
+    outcomes: tuple[tuple[sp.Rational, Any], ...]
+    gaussians: tuple[sp.Symbol, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class StochasticRule(Rule):
+    """Base class of stochastic rules: `step(theta, grad, h, noise)`, `law`, `sample`."""
+
+    def step(self, theta, grad, h, noise=None):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def law(self, n_losses: int, dim: int) -> NoiseLaw:  # pragma: no cover - interface
+        """The exact law of the draw for `n_losses` losses in `dim` parameters."""
+        raise NotImplementedError
+
+    def sample(self, key, n_losses: int, dim: int):  # pragma: no cover - interface
+        """One draw from the law, with a JAX PRNG key."""
+        raise NotImplementedError
+
+    def _deterministic(self):
+        raise UnsupportedError(
+            f"{self.name} is stochastic: its step needs a draw; derive it with bea.stochastic_modified_equation "
+            "(or iterate it with rule.iterate(..., key=...))"
+        )
+
+    def iterate(self, losses, theta0, h: float, steps: int, key, *, params: Sequence[sp.Symbol] | None = None,
+                values: dict | None = None):
+        """Iterates theta_0..theta_steps on arrays, shape (steps+1, dim), with actual draws from `key`.
+
+        `losses`: one loss or a list of per-example losses, JAX functions of the parameter vector or
+        SymPy expressions in `params`. The step is the very function the engine averages exactly.
+        A plain Python loop (not jitted): for checks on small problems.
+        """
+        import jax
+        import jax.numpy as jnp
+
+        losses = list(losses) if isinstance(losses, (list, tuple)) else [losses]
+        fns = []
+        for loss in losses:
+            if isinstance(loss, sp.Basic):
+                if params is None:
+                    raise UnsupportedError("a SymPy loss needs params= to be turned into a function of a vector")
+                fn = sp.lambdify([list(params)], loss, modules="jax")
+                fns.append(lambda t, fn=fn: fn(list(t)))
+            else:
+                fns.append(loss)
+        rule = self.numeric(h, values)
+        grad = _ArrayOracle(fns)
+        theta = jnp.asarray(theta0, dtype=jnp.float64)
+        out = [theta]
+        for _ in range(steps):
+            key, sub = jax.random.split(key)
+            theta = rule.step(theta, grad, h, rule.sample(sub, len(fns), theta.shape[0]))
+            out.append(theta)
+        return jnp.stack(out)
+
+
+class _ArrayOracle:
+    """grad(x): gradient of the mean loss; grad[k](x): of the k-th loss (JAX autodiff)."""
+
+    def __init__(self, losses, index=None):
+        import jax
+
+        self._losses = losses
+        mean = (lambda t: sum(f(t) for f in losses) / len(losses)) if index is None else losses[index]
+        self._grad = jax.grad(mean)
+
+    def __getitem__(self, k):
+        if not 0 <= k < len(self._losses):
+            raise IndexError(f"the rule asked for loss {k}, but {len(self._losses)} loss(es) were given")
+        return _ArrayOracle(self._losses, k)
+
+    def __call__(self, x):
+        return self._grad(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class SGD(StochasticRule):
+    """Stochastic gradient descent with a random batch of B of the N per-example losses E_1..E_N.
+
+        theta' = theta - h (1/B) sum_{j < B} grad E_{I_j}(theta),   E = (1/N) sum_i E_i,
+
+    I_j uniform on {1..N}, independent (replacement=True), or a uniform B-subset
+    (replacement=False). Its stochastic modified equation to first order is Li, Tai & E's
+    (JMLR 2019, arXiv:1811.01558, Thm 3): drift -grad E - (h/4) grad |grad E|^2, diffusion
+    h Sigma / B, Sigma = (1/N) sum_i g_i g_i^T - grad E grad E^T the covariance of the per-example
+    gradients g_i; without replacement the batch mean's covariance is Sigma (N - B) / (B (N - 1)).
+    """
+
+    batch_size: int = dataclasses.field(default=1, metadata={"hyper": False})
+    replacement: bool = dataclasses.field(default=True, metadata={"hyper": False})
+    name = "sgd"
+
+    def validate(self):
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, numbers.Integral) or self.batch_size < 1:
+            raise InvalidHyperparameterError(
+                f"batch_size of sgd must be a positive integer, got {self.batch_size!r}; e.g. SGD(batch_size=2)"
+            )
+        if not isinstance(self.replacement, bool):
+            raise InvalidHyperparameterError(f"replacement of sgd must be True or False, got {self.replacement!r}")
+
+    def step(self, theta, grad, h, noise=None):
+        if noise is None:
+            self._deterministic()
+        return theta - h * sum((grad[i](theta) for i in noise[1:]), grad[noise[0]](theta)) / len(noise)
+
+    def law(self, n_losses: int, dim: int) -> NoiseLaw:
+        b = self.batch_size
+        if self.replacement:
+            batches = list(itertools.product(range(n_losses), repeat=b))
+        else:
+            if b > n_losses:
+                raise InvalidHyperparameterError(
+                    f"batch_size {b} is larger than the {n_losses} losses given, which sampling without replacement "
+                    "cannot draw; lower batch_size or pass replacement=True"
+                )
+            batches = list(itertools.combinations(range(n_losses), b))
+        p = sp.Rational(1, len(batches))
+        return NoiseLaw(tuple((p, batch) for batch in batches))
+
+    def sample(self, key, n_losses: int, dim: int):
+        import jax
+
+        draw = jax.random.choice(key, n_losses, (self.batch_size,), replace=self.replacement)
+        return tuple(int(i) for i in draw)
+
+
+@dataclasses.dataclass(frozen=True)
+class Langevin(StochasticRule):
+    """The unadjusted Langevin algorithm (Euler-Maruyama for dX = -grad E dt + sqrt(2T) dW),
+
+        theta' = theta - h grad E(theta) + sqrt(2 h T) xi,   xi ~ N(0, I).
+
+    Its stochastic modified equation starts at the Langevin SDE itself: drift -grad E,
+    diffusion 2T I (Li, Tai & E, arXiv:1811.01558; Debussche & Faou, "Weak backward error
+    analysis for SDEs", SIAM J. Numer. Anal. 50 (2012)).
+    """
+
+    temperature: Any = sp.Symbol("T", nonnegative=True)
+    name = "langevin"
+
+    def validate(self):
+        t = self.temperature
+        if isinstance(t, sp.Expr) and t.is_negative:
+            raise InvalidHyperparameterError(
+                f"temperature of langevin must be >= 0 (it is a variance), got {t}; e.g. Langevin(temperature=0.1)"
+            )
+
+    def step(self, theta, grad, h, noise=None):
+        if noise is None:
+            self._deterministic()
+        scale = 2 * h * self.temperature
+        root = sp.sqrt(scale) if isinstance(scale, sp.Basic) else math.sqrt(scale)
+        return theta - h * grad(theta) + root * noise
+
+    def law(self, n_losses: int, dim: int) -> NoiseLaw:
+        xi = sp.symbols(f"xi_1:{dim + 1}", cls=sp.Dummy, real=True)  # never equal to a user's symbol
+        return NoiseLaw(((sp.Integer(1), sp.ImmutableMatrix(xi)),), gaussians=tuple(xi))
+
+    def sample(self, key, n_losses: int, dim: int):
+        import jax
+
+        return jax.random.normal(key, (dim,))

@@ -1,0 +1,215 @@
+"""Stochastic modified equations (issue 14): every check against a hand computation that shares no code
+with bea.engines.stochastic (sympy.diff, explicit averages, closed forms of the Ornstein-Uhlenbeck process)."""
+
+import itertools
+import random
+
+import pytest
+import sympy as sp
+
+import bea
+from bea.rules import SGD, Langevin
+
+h = bea.h
+a, b, u = sp.symbols("a b u")
+
+
+def _random_losses(n, seed):
+    rng = random.Random(seed)
+    monomials = [a, b, a**2, a * b, b**2, a**2 * b, a * b**2, a**3]
+    return [sum(sp.Rational(rng.randint(-5, 5), rng.randint(1, 4)) * m for m in monomials) + a**2 + b**2
+            for _ in range(n)]
+
+
+def _grad(E, params):
+    return sp.Matrix([sp.diff(E, p) for p in params])
+
+
+def _expand(m):
+    return sp.Matrix(m).applyfunc(sp.expand)
+
+
+def _sigma(losses, params):
+    """(1/N) sum g_i g_i^T - grad E grad E^T, by hand."""
+    gs = [_grad(E, params) for E in losses]
+    mean = sum(gs, sp.zeros(len(params), 1)) / len(gs)
+    return sum((g * g.T for g in gs), sp.zeros(len(params))) / len(gs) - mean * mean.T
+
+
+def test_sgd_batch_one_is_li_tai_e():
+    losses = _random_losses(3, seed=1)
+    sme = bea.stochastic_modified_equation(SGD(), 1, losses=losses, params=[a, b])
+    E = sum(losses) / 3
+    g = _grad(E, [a, b])
+    H = sp.hessian(E, [a, b])
+    assert _expand(sme.drift[0] + g) == sp.zeros(2, 1)
+    assert _expand(sme.drift[1] + H * g / 2) == sp.zeros(2, 1)
+    assert sme.diffusion[0] == sp.zeros(2)
+    assert _expand(sme.diffusion[1] - _sigma(losses, [a, b])) == sp.zeros(2)
+    assert sme.obstruction is None
+
+
+def test_batch_size_scales_the_covariance():
+    losses = _random_losses(3, seed=2)
+    sigma = _sigma(losses, [a, b])
+    with_replacement = bea.stochastic_modified_equation(SGD(batch_size=2), 1, losses=losses, params=[a, b])
+    assert _expand(with_replacement.diffusion[1] - sigma / 2) == sp.zeros(2)
+    # without replacement the batch mean's covariance carries the finite-population factor (N - B)/(B (N - 1))
+    without = bea.stochastic_modified_equation(SGD(batch_size=2, replacement=False), 1, losses=losses, params=[a, b])
+    assert _expand(without.diffusion[1] - sigma * sp.Rational(3 - 2, 2 * (3 - 1))) == sp.zeros(2)
+    full = bea.stochastic_modified_equation(SGD(batch_size=3, replacement=False), 1, losses=losses, params=[a, b])
+    assert full.diffusion[1] == sp.zeros(2)
+
+
+@pytest.mark.parametrize("order", [0, 1, 2, 3])
+def test_one_loss_is_gradient_descent(order):
+    E = (1 - a * b) ** 2 / 2 + a**3 / 3
+    sme = bea.stochastic_modified_equation(SGD(batch_size=2), order, loss=E, params=[a, b])
+    me = bea.modified_equation(bea.rules.GD(), order, loss=E, params=[a, b])
+    for l in range(order + 1):
+        assert _expand(sme.drift[l] - me.terms[l]) == sp.zeros(2, 1)
+        assert sme.diffusion[l] == sp.zeros(2)
+        assert all(sum(alpha) == 1 for alpha in sme.generator[l])  # the log of a pullback is a vector field
+
+
+def test_langevin_on_a_quadratic_is_ornstein_uhlenbeck():
+    lam, T = sp.symbols("lambda T", positive=True)
+    sme = bea.stochastic_modified_equation(Langevin(temperature=T), 3, loss=lam * u**2 / 2, params=[u])
+    # u' = (1 - h lam) u + sqrt(2 h T) xi is the OU flow over time h with exp(-lam~ h) = 1 - h lam and
+    # D~ (1 - exp(-2 lam~ h)) / (2 lam~) = 2 h T.
+    lam_t = -sp.log(1 - h * lam) / h
+    D_t = 4 * h * T * lam_t / (1 - (1 - h * lam) ** 2)
+    lam_series = sp.series(lam_t, h, 0, 4).removeO()
+    D_series = sp.series(D_t, h, 0, 4).removeO()
+    for l in range(4):
+        assert sp.expand(sme.drift[l][0] + lam_series.coeff(h, l) * u) == 0
+        assert sp.expand(sme.diffusion[l][0, 0] - D_series.coeff(h, l)) == 0
+        assert all(sum(alpha) <= 2 for alpha in sme.generator[l])  # a linear-Gaussian step stays Gaussian
+    assert sme.diffusion[0][0, 0] == 2 * T
+
+
+def _cumulants(values):
+    n = len(values)
+    mean = sum(values) / n
+    central = [sp.expand(sum((v - mean) ** k for v in values) / n) for k in range(5)]
+    return sp.expand(central[3]), sp.expand(central[4] - 3 * central[2] ** 2)
+
+
+def test_sgd_third_cumulant_obstructs_at_order_two():
+    coefficients = [(1, 2), (-3, 1), (5, 4)]  # E_i = a_i u + b_i u^2/2: skewed per-example gradients
+    losses = [sp.Rational(p) * u + sp.Rational(q) * u**2 / 2 for p, q in coefficients]
+    kappa3, kappa4 = _cumulants([sp.diff(E, u) for E in losses])
+    assert kappa3 != 0
+    assert bea.stochastic_modified_equation(SGD(), 1, losses=losses, params=[u]).obstruction is None
+    obstruction = r"at order 2: .*differential-order-3.*cumulant of order 3.*order=1"
+    with pytest.raises(bea.NoStochasticModifiedEquationError, match=obstruction):
+        bea.stochastic_modified_equation(SGD(), 2, losses=losses, params=[u])
+    sme = bea.stochastic_modified_equation(SGD(), 3, losses=losses, params=[u], allow_generator=True)
+    assert sme.obstruction.order == 2 and sme.obstruction.differential_order == 3
+    # top-order terms: log E[exp(-h g d)] = sum_k kappa_k (-h d)^k / k!
+    assert sp.expand(sme.generator[2][(3,)] + kappa3 / 6) == 0
+    assert sp.expand(sme.generator[3][(4,)] - kappa4 / 24) == 0
+    assert max(sum(alpha) for alpha in sme.generator[3]) == 4
+
+
+def test_two_symmetric_losses_have_no_third_cumulant():
+    # uniform on two points is symmetric about its mean: kappa_3 = 0, the obstruction moves to order 3 (kappa_4)
+    losses = [u + u**2 / 2, -2 * u + u**2]
+    assert bea.stochastic_modified_equation(SGD(), 2, losses=losses, params=[u]).obstruction is None
+    with pytest.raises(bea.NoStochasticModifiedEquationError, match="at order 3"):
+        bea.stochastic_modified_equation(SGD(), 3, losses=losses, params=[u])
+
+
+def _exp_generator(b_field, D, phi, params, n_max):
+    """sum_{n <= n_max} h^n L^n phi / n!, L = b . grad + 1/2 D : hess, by sympy.diff."""
+    def L(f):
+        first = sum(b_field[i] * sp.diff(f, p) for i, p in enumerate(params))
+        second = sum(D[i, k] * sp.diff(f, p, q) for i, p in enumerate(params) for k, q in enumerate(params)) / 2
+        return sp.expand(first + second)
+
+    total, term = sp.Integer(0), phi
+    for n in range(n_max + 1):
+        total += h**n * term / sp.factorial(n)
+        # h^(n+1) L^(n+1) phi is needed only through h^n_max
+        term = sum((L(term).coeff(h, k) * h**k for k in range(n_max - n)), sp.Integer(0))
+    return sp.expand(total)
+
+
+@pytest.mark.parametrize("order", [0, 1])
+def test_local_weak_error(order):
+    # small non-quadratic losses keep the hand-made exp(h L) phi fast
+    losses = [a**2 * b / 2 + a - b**2, a * b + 2 * b - a**2 / 3, a**2 + b**2 / 2 - 3 * a * b**2]
+    params = [a, b]
+    point = {a: sp.Rational(1, 3), b: sp.Rational(-2, 5)}
+    sme = bea.stochastic_modified_equation(SGD(), order, losses=losses, params=params)
+    for phi in (a, a * b, b**2):
+        step_mean = sum(phi.xreplace({p: p - h * sp.diff(E, p) for p in params}) for E in losses) / 3
+        flow_mean = _exp_generator(sme.drift_field(), sme.diffusion_matrix(), phi, params, order + 2)
+        error = sp.Poly(sp.expand((step_mean - flow_mean).xreplace(point)), h)
+        assert min(k for (k,), c in error.terms() if c != 0) == order + 2
+
+
+def test_langevin_generator_needs_its_third_order_terms():
+    # E = u^4/4: E[phi(u - h u^3 + sqrt(2hT) xi)] averaged by hand over the Gaussian moments
+    T = sp.Rational(1, 2)
+    xi = sp.Symbol("xi")
+    sme = bea.stochastic_modified_equation(Langevin(temperature=T), 2, loss=u**4 / 4, params=[u], allow_generator=True)
+    assert sme.obstruction.order == 2 and sme.obstruction.differential_order == 3
+    assert sp.expand(sme.generator[2][(3,)] + T**2 * sp.diff(u**4 / 4, u, 3) / 3) == 0  # -(T^2/3) E''' d^3
+    for phi in (u**3, u**4):
+        sample = sp.expand(phi.xreplace({u: u - h * u**3 + sp.sqrt(2 * h * T) * xi}))
+        mean = sum(c * sp.factorial2(k - 1) for (k,), c in sp.Poly(sample, xi).terms() if k % 2 == 0)
+        series, term = sp.Integer(0), phi
+        for n in range(4):
+            series += h**n * term / sp.factorial(n)
+            term = sme.apply_generator(term)
+        error = sp.Poly(sp.expand(mean - series), h)
+        assert min(k for (k,), c in error.terms() if c != 0) >= 4
+    # without its third-order term, L_2 misses the one-step law at h^3 already
+    truncated = {alpha: c for alpha, c in sme.generator[2].items() if sum(alpha) <= 2}
+    def L(f):
+        return sp.expand(sum(h**l * c * sp.diff(f, u, alpha[0])
+                             for l, op in enumerate(sme.generator[:2] + (truncated,)) for alpha, c in op.items()))
+
+    phi = u**3
+    sample = sp.expand(phi.xreplace({u: u - h * u**3 + sp.sqrt(2 * h * T) * xi}))
+    mean = sum(c * sp.factorial2(k - 1) for (k,), c in sp.Poly(sample, xi).terms() if k % 2 == 0)
+    series, term = sp.Integer(0), phi
+    for n in range(4):
+        series += h**n * term / sp.factorial(n)
+        term = L(term)
+    assert sp.expand(mean - series).coeff(h, 3) != 0
+    assert bea.stochastic_modified_equation(Langevin(temperature=T), 1, loss=u**4 / 4, params=[u]).obstruction is None
+    with pytest.raises(bea.NoStochasticModifiedEquationError, match="at order 2"):
+        bea.stochastic_modified_equation(Langevin(temperature=T), 2, loss=u**4 / 4, params=[u])
+
+
+def test_input_errors():
+    with pytest.raises(bea.InvalidHyperparameterError, match="replacement=True"):
+        bea.stochastic_modified_equation(SGD(batch_size=3, replacement=False), 1, losses=[u, u**2], params=[u])
+    with pytest.raises(bea.InvalidHyperparameterError, match="temperature"):
+        Langevin(temperature=-1)
+    with pytest.raises(bea.InvalidHyperparameterError, match="temperature"):
+        bea.stochastic_modified_equation(Langevin(), 1, loss=u**2, params=[u], values={"T": -2})
+    with pytest.raises(bea.InvalidHyperparameterError, match="batch_size"):
+        SGD(batch_size=0)
+    with pytest.raises(bea.NonSmoothLossError):
+        bea.stochastic_modified_equation(SGD(), 1, losses=[sp.Abs(u), u**2], params=[u])
+    with pytest.raises(bea.UnknownSymbolError, match="one loss"):
+        bea.stochastic_modified_equation(Langevin(), 1, losses=[u**2, u], params=[u])
+    with pytest.raises(bea.UnknownSymbolError, match="exactly one of"):
+        bea.stochastic_modified_equation(SGD(), 1, params=[u])
+    with pytest.raises(bea.InvalidRuleError, match="bea.modified_equation"):
+        bea.stochastic_modified_equation(bea.rules.GD(), 1, loss=u**2, params=[u])
+    with pytest.raises(bea.UnsupportedError, match="stochastic_modified_equation"):
+        bea.modified_equation(SGD(), 1, loss=u**2, params=[u])
+
+
+def test_iterates_use_the_same_step():
+    jax = pytest.importorskip("jax")
+    losses = [(u - 1) ** 2 / 2, (u + 1) ** 2 / 2]
+    path = SGD().iterate(losses, [0.5], 0.1, 3, jax.random.PRNGKey(0), params=[u])
+    assert path.shape == (4, 1)
+    # each step is u - h (u -/+ 1): one of the law's two outcomes
+    for x, y in itertools.pairwise(path[:, 0].tolist()):
+        assert min(abs(y - (x - 0.1 * (x - 1))), abs(y - (x - 0.1 * (x + 1)))) < 1e-12
