@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 
@@ -19,16 +20,24 @@ import sympy as sp
 
 from . import rules as _rules
 from ._derive import MAX_SAFE_ORDER, modified_equation
-from ._errors import BeaError, InvalidOrderError, ParseError
+from ._derive_stochastic import MAX_STOCHASTIC_ORDER, stochastic_modified_equation
+from ._errors import BeaError, InvalidOrderError, NoStochasticModifiedEquationError, ParseError
 from ._parse import check_loss, parse_expression, parse_symbols
+from .engines.series._problem import Problem
 from .engines.trees._colored_trees import Colored
 from .engines.trees._notation import gradient_text
 from .engines.trees._trees import level_sequence, tree_coefficients
 from .exports import NoModifiedLossError, to_dict
 from .exports._cse import common_subexpressions
 from .results._elementwise import ElementwiseModifiedEquation
+from .rules._stochastic import StochasticRule
 
 __all__ = ["RULES", "main"]
+
+
+def _sgd(replacement: str = "true", **options):
+    """bea.rules.SGD from the command line, where --set replacement=true|false is text."""
+    return _rules.SGD(replacement=replacement == "true", **options)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +75,15 @@ RULES: dict[str, _Entry] = {
     "flooding": _Entry(
         _rules.flooding_crossing, "two flooding steps across the flood level: ascent then descent (--set kind=backward)",
         {"kind": ("forward", "backward")},
+    ),
+    "sgd": _Entry(
+        _sgd, "SGD on a random batch of the per-example losses, one --loss each (--set batch_size=B "
+        "replacement=false); stochastic modified equation",
+        {"replacement": ("true", "false")},
+    ),
+    "langevin": _Entry(
+        _rules.Langevin, "unadjusted Langevin, theta' = theta - h grad E + sqrt(2 h T) xi (--set temperature=T); "
+        "stochastic modified equation",
     ),
     **{
         name: _Entry(lambda tableau=tableau: tableau, f"explicit Runge-Kutta map ({name}) of the gradient flow")
@@ -136,6 +154,13 @@ def _build_parser() -> argparse.ArgumentParser:
     derive.add_argument("--max-order", type=int, default=MAX_SAFE_ORDER, metavar="N",
                         help=f"the highest --order accepted (default {MAX_SAFE_ORDER}): terms grow combinatorially "
                         "and the series is only asymptotic; raise it to go further on purpose")
+    derive.add_argument("--stochastic", action="store_true",
+                        help="derive the stochastic modified equation dX = b~ dt + D~^(1/2) dW (drift b_l, "
+                        f"diffusion D_l); the default for sgd and langevin, which need --loss and --params "
+                        f"(--order at most {MAX_STOCHASTIC_ORDER} unless --max-order is given)")
+    derive.add_argument("--generator", action="store_true",
+                        help="stochastic rules: also give the modified generator L_0, L_1, ... with every term, "
+                        "also beyond the order where an SDE matches (its terms of differential order >= 3)")
     form = derive.add_mutually_exclusive_group()
     form.add_argument("--json", dest="format", action="store_const", const="json", help="one JSON object")
     form.add_argument("--latex", dest="format", action="store_const", const="latex", help="a LaTeX display formula")
@@ -302,6 +327,80 @@ def _cse_lines(me) -> list[str]:
     return lines
 
 
+def _losses(args, rule, params, values) -> list:
+    """The --loss expressions, checked as the engine will see them (with the --set values in)."""
+    by_name = {p.name: p for p in params}
+    losses = [parse_expression(text, by_name) for text in args.loss]
+    hyperparameters = {s.name for s in rule.free_symbols}
+    for k, loss in enumerate(losses):
+        clash = sorted({s.name for s in loss.free_symbols} & hyperparameters)
+        if clash:  # by name: the rule's symbols may carry assumptions (eps > 0) that the loss's lack
+            raise ParseError(f"the loss uses {', '.join(clash)}, which {args.rule} uses as a hyperparameter "
+                             f"(--set {clash[0]}=...); rename it in the loss")
+        substituted = loss.xreplace({s: values[s.name] for s in loss.free_symbols if s.name in values})
+        check_loss(substituted, params, "the loss" if len(losses) == 1 else f"loss {k + 1} (--loss {args.loss[k]!r})")
+    return losses
+
+
+#: Views of a deterministic modified field, which a stochastic rule does not have: (attribute, flag).
+_DETERMINISTIC_VIEWS = (("trees", "--trees"), ("modified_loss", "--modified-loss"), ("initial_point", "--initial-point"),
+                        ("small", "--small"), ("batches", "--batches"), ("cse", "--cse"))
+
+
+def _stochastic(args, entry: _Entry, default) -> str:
+    """`bea derive sgd|langevin`: the stochastic modified equation (drift b_l, diffusion D_l) on the losses."""
+    name = args.rule
+    for attribute, flag in _DETERMINISTIC_VIEWS:
+        if getattr(args, attribute):
+            raise ParseError(f"{name} is stochastic and has no {flag} view: it derives a stochastic modified "
+                             f"equation (drift and diffusion); drop {flag}")
+    if not args.loss or not args.params:
+        raise ParseError(f"{name} is stochastic: give --loss ({'one per example' if name == 'sgd' else 'once'}) and "
+                         "--params; there is no coordinate-free view of a stochastic modified equation")
+    limit = MAX_STOCHASTIC_ORDER if args.max_order == MAX_SAFE_ORDER else args.max_order
+    if args.order > limit:
+        raise InvalidOrderError(f"--order {args.order} is above {limit} for stochastic rules: operator compositions "
+                                f"grow quickly; pass --max-order {args.order} to go further on purpose")
+    options, values = _split_assignments(entry, {f.name for f in dataclasses.fields(default)}, args.assignments)
+    given = dict(options)
+    rule = entry.make(**_named_like_fields(default, options))
+    params = [p for group in args.params for p in parse_symbols(group)]
+    _check_assignments(given, values, params)
+    losses = _losses(args, rule, params, values)
+    if isinstance(rule, _rules.Langevin) and len(losses) != 1:
+        raise ParseError(f"langevin takes one --loss, got {len(losses)}; give their mean, or use sgd (one --loss "
+                         "per example)")
+    if isinstance(rule, _rules.SGD) and not rule.replacement and rule.batch_size > len(losses):
+        raise ParseError(f"--set batch_size={rule.batch_size} is more than the {len(losses)} --loss given, which "
+                         "sampling without replacement cannot draw; lower batch_size or drop --set replacement=false")
+    if args.constants is not None:  # only its check: the --set values are in, as the engine will see them
+        substituted = [loss.xreplace({s: values[s.name] for s in loss.free_symbols if s.name in values})
+                       for loss in losses]
+        Problem.build(substituted, params, reserved=rule.free_symbols, constants=parse_symbols(args.constants))
+    try:
+        sme = stochastic_modified_equation(rule, args.order, losses=losses, params=params, values=values,
+                                           allow_generator=args.generator, max_order=limit)
+    except NoStochasticModifiedEquationError as exc:  # name the flags, not the Python keywords
+        message = re.sub(r"use order=(\d+), or pass allow_generator=True", r"use --order \1, or pass --generator",
+                         str(exc))
+        raise NoStochasticModifiedEquationError(message) from None
+    obstruction = sme.obstruction
+    if args.format == "json":
+        return json.dumps(sme.to_dict())
+    if args.format == "latex":
+        out = sme.latex()
+        if args.generator:
+            out += "\n" + sme.generator_latex()
+        if obstruction is not None:
+            out += f"\n% no SDE beyond order {obstruction.order - 1}: {obstruction.text(sme.params)}"
+        return out
+    lines = [f"rule {name}: stochastic modified equation dX = b~ dt + D~^(1/2) dW to order {sme.order} in h, "
+             f"parameters {', '.join(map(str, sme.params))}", sme.text()]
+    if args.generator:
+        lines.append(sme.generator_text())
+    return "\n".join(lines)
+
+
 def _derive(args) -> str:
     if args.order > args.max_order:  # before any work; the engine's message names its Python keyword
         raise InvalidOrderError(
@@ -314,6 +413,12 @@ def _derive(args) -> str:
         raise ParseError("--cse is available with --text and --json, not --latex")
     entry = RULES[args.rule]
     default = entry.make()
+    if isinstance(default, StochasticRule):
+        return _stochastic(args, entry, default)
+    if args.stochastic:
+        raise ParseError(f"--stochastic: {args.rule} has no randomness: use sgd or langevin")
+    if args.generator:
+        raise ParseError(f"--generator is for stochastic rules (sgd, langevin); {args.rule} has a modified field")
     fields = {f.name for f in dataclasses.fields(default)} if dataclasses.is_dataclass(default) else set()
     options, values = _split_assignments(entry, fields, args.assignments)
     given = dict(options)
@@ -346,17 +451,8 @@ def _derive(args) -> str:
     if not args.loss or not args.params:
         raise ParseError("--loss and --params go together (leave both out for the coordinate-free view)")
     params = [p for group in args.params for p in parse_symbols(group)]
-    by_name = {p.name: p for p in params}
     _check_assignments(given, values, params)
-    losses = [parse_expression(text, by_name) for text in args.loss]
-    hyperparameters = {s.name for s in rule.free_symbols}
-    for k, loss in enumerate(losses):  # as the engine will see it: with the --set values in
-        clash = sorted({s.name for s in loss.free_symbols} & hyperparameters)
-        if clash:  # by name: the rule's symbols may carry assumptions (eps > 0) that the loss's lack
-            raise ParseError(f"the loss uses {', '.join(clash)}, which {args.rule} uses as a hyperparameter "
-                             f"(--set {clash[0]}=...); rename it in the loss")
-        substituted = loss.xreplace({s: values[s.name] for s in loss.free_symbols if s.name in values})
-        check_loss(substituted, params, "the loss" if len(losses) == 1 else f"loss {k + 1} (--loss {args.loss[k]!r})")
+    losses = _losses(args, rule, params, values)
     constants = None if args.constants is None else parse_symbols(args.constants)
     me = modified_equation(
         rule, args.order, losses=losses, params=params, values=values, constants=constants, max_order=args.max_order
@@ -391,6 +487,10 @@ def _verify(args):
     """`bea verify`: see bea/verify/_command.py (inputs checked before any work; exit 1 when a slope is off)."""
     from .verify._command import run
 
+    if args.rule in RULES and isinstance(RULES[args.rule].make(), StochasticRule):
+        raise ParseError(f"bea verify fits the slopes of a deterministic modified flow; {args.rule} is stochastic: "
+                         f"derive its stochastic modified equation with bea derive {args.rule} (no Monte Carlo "
+                         "verification yet)")
     return run(args, RULES, _split_assignments, _Entry)
 
 

@@ -442,3 +442,101 @@ def test_max_order_is_a_cli_flag(capsys):
     assert code == 2 and "--max-order" in err and "max_order=" not in err
     code, out, _ = run(capsys, "derive", "gd", "--loss", "a**2", "--params", "a", "--order", "13", "--max-order", "13")
     assert code == 0 and "f_13[a] = " in out
+
+
+# --- stochastic rules: bea derive sgd / langevin (issue 18) ------------------------------------------------
+
+SGD_LOSSES = ["--loss", "(a*b - 1)**2/2", "--loss", "(a*b + 1)**2/2", "--loss", "a**2*b**2/2 + a", "--params", "a,b"]
+
+
+def _sme(*args, **kwargs):
+    losses = [(a * b - 1) ** 2 / 2, (a * b + 1) ** 2 / 2, a**2 * b**2 / 2 + a]
+    return bea.stochastic_modified_equation(*args, losses=losses, params=[a, b], **kwargs)
+
+
+@pytest.mark.parametrize("flags", [[], ["--stochastic"]])
+def test_sgd_derives_its_stochastic_modified_equation(capsys, flags):
+    code, out, err = run(capsys, "derive", "sgd", *SGD_LOSSES, "--order", "1", "--set", "batch_size=2", *flags)
+    assert code == 0 and err == ""
+    sme = _sme(bea.rules.SGD(batch_size=2), 1)
+    lines = out.splitlines()
+    assert lines[0].startswith("rule sgd: stochastic modified equation") and lines[1:] == sme.text().splitlines()
+    assert "D_1[a,b] = a*b/3" in out  # Sigma / B: 2ab/3 for batch 1
+
+
+def test_sgd_without_replacement(capsys):
+    code, out, _ = run(capsys, "derive", "sgd", *SGD_LOSSES, "--order", "1", "--set", "batch_size=2",
+                       "--set", "replacement=false", "--json")
+    assert code == 0
+    data = json.loads(out)
+    expected = _sme(bea.rules.SGD(batch_size=2, replacement=False), 1)
+    assert sp.Matrix(data["diffusion"][1]).applyfunc(sp.sympify) == expected.diffusion[1]
+    # the finite-population factor (N - B)/(B (N - 1)) = 1/4 of Sigma, not 1/2
+    assert sp.sympify(data["diffusion"][1][0][1]) == a * b / 6
+
+
+def test_sgd_json_structure(capsys):
+    code, out, _ = run(capsys, "derive", "sgd", *SGD_LOSSES, "--order", "2", "--generator", "--json")
+    assert code == 0
+    data = json.loads(out)
+    sme = _sme(bea.rules.SGD(), 2, allow_generator=True)
+    assert data["rule"] == "sgd" and data["params"] == ["a", "b"] and data["order"] == 2
+    assert [[sp.sympify(c) for c in b_l] for b_l in data["drift"]] == [list(m) for m in sme.drift]
+    assert all(len(d) == 2 and all(len(row) == 2 for row in d) for d in data["diffusion"])
+    assert {tuple(t["multi_index"]): sp.sympify(t["coefficient"]) for t in data["generator"][2]} == sme.generator[2]
+    assert data["obstruction"]["order"] == 2 and data["obstruction"]["differential_order"] == 3
+
+
+def test_sgd_generator_text_and_latex(capsys):
+    code, out, _ = run(capsys, "derive", "sgd", *SGD_LOSSES, "--order", "2", "--generator")
+    assert code == 0
+    assert "no SDE beyond order 1: order 2: (b**2/9 - 1/81)*d_a^3" in out
+    assert "L_2 = " in out and out.rstrip().endswith("(a**2/9)*d_a*d_b^2")
+    code, out, _ = run(capsys, "derive", "sgd", *SGD_LOSSES, "--order", "2", "--generator", "--latex")
+    assert code == 0 and r"\tilde b" in out and r"\partial_{a}^{3}" in out and "% no SDE beyond order 1" in out
+    code, out, _ = run(capsys, "derive", "sgd", *SGD_LOSSES, "--order", "1", "--latex")
+    assert code == 0 and r"\tilde D" in out and "L_{" not in out and "%" not in out
+
+
+def test_langevin_with_a_temperature(capsys):
+    code, out, _ = run(capsys, "derive", "langevin", "--loss", "u**4/4", "--params", "u", "--order", "1",
+                       "--set", "temperature=1/10")
+    assert code == 0
+    assert out.splitlines()[1:] == ["b_0[u] = -u**3", "D_0[u,u] = 1/5", "b_1[u] = -3*u**5/2 + 3*u/10",
+                                    "D_1[u,u] = 3*u**2/5"]
+    code, out, _ = run(capsys, "derive", "langevin", "--loss", "u**4/4", "--params", "u", "--order", "1", "--json")
+    assert code == 0 and json.loads(out)["diffusion"][0] == [["2*temperature"]]
+
+
+def test_stochastic_obstruction_names_the_flags(capsys):
+    code, out, err = run(capsys, "derive", "sgd", *SGD_LOSSES, "--order", "2")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "use --order 1, or pass --generator" in err and "allow_generator" not in err
+
+
+@pytest.mark.parametrize("args, words", [
+    (["gd", "--loss", "a**2", "--params", "a", "--order", "1", "--stochastic"], "gd has no randomness: use sgd or langevin"),
+    (["gd", "--order", "1", "--stochastic"], "gd has no randomness"),
+    (["gd", "--loss", "a**2", "--params", "a", "--order", "1", "--generator"], "--generator is for stochastic rules"),
+    (["sgd", "--order", "1"], "no coordinate-free view"),
+    (["langevin", "--loss", "a**2", "--order", "1"], "give --loss (once) and --params"),
+    (["sgd", "--order", "1", "--trees"], "no --trees view"),
+    (["sgd", *SGD_LOSSES, "--order", "1", "--modified-loss"], "no --modified-loss view"),
+    (["sgd", *SGD_LOSSES, "--order", "1", "--cse"], "no --cse view"),
+    (["sgd", "--order", "1", "--initial-point"], "no --initial-point view"),
+    (["langevin", "--loss", "a", "--loss", "b", "--params", "a,b", "--order", "1"], "langevin takes one --loss"),
+    (["sgd", *SGD_LOSSES, "--order", "1", "--set", "batch_size=4", "--set", "replacement=false"],
+     "drop --set replacement=false"),
+    (["sgd", *SGD_LOSSES, "--order", "1", "--set", "replacement=no"], "replacement must be one of true, false"),
+    (["sgd", *SGD_LOSSES, "--order", "7"], "pass --max-order 7"),
+    (["langevin", "--loss", "temperature*u**2", "--params", "u", "--order", "1"], "uses temperature"),
+    (["sgd", "--loss", "a*y", "--params", "a", "--order", "1", "--constants", "x"], "unknown symbol(s) y"),
+])
+def test_stochastic_errors_are_one_line(capsys, args, words):
+    code, out, err = run(capsys, "derive", *args)
+    assert code == 2 and out == "" and words in err and len(err.strip().splitlines()) == 1
+
+
+def test_verify_refuses_stochastic_rules(capsys):
+    code, out, err = run(capsys, "verify", "sgd", "--model", "two-param", "--order", "1")
+    assert code == 2 and out == "" and "sgd is stochastic" in err and "bea derive sgd" in err

@@ -79,16 +79,21 @@ class LoweredFunction:
 
 def lower_expressions(
     expressions: Sequence[sp.Expr], params: Sequence[sp.Symbol], *, scalar: bool, description: str,
-    allow_float32: bool = False,
+    allow_float32: bool = False, shape: tuple[int, ...] | None = None, extra_symbols: Sequence[sp.Symbol] = (),
 ) -> LoweredFunction:
-    """A jitted JAX function of (theta, h, *symbols) evaluating `expressions` (a vector, or one scalar)."""
+    """A jitted JAX function of (theta, h, *symbols) evaluating `expressions` (a vector, or one scalar).
+
+    `shape` reshapes the vector (row-major), e.g. (n, n) for a matrix flattened row by row.
+    `extra_symbols` are keyword arguments taken even where no expression uses them, so that
+    functions lowered together (a drift and a diffusion) take the same keywords.
+    """
     import jax
     import jax.numpy as jnp
 
     if not allow_float32:
         require_x64("lowering a derived term to JAX")
     expressions = [sp.sympify(e) for e in expressions]
-    free = set().union(*(e.free_symbols for e in expressions)) - set(params) - {STEP_SIZE}
+    free = set().union(set(extra_symbols), *(e.free_symbols for e in expressions)) - set(params) - {STEP_SIZE}
     symbols = tuple(sorted(free, key=str))
     theta = sp.MatrixSymbol("theta_", len(params), 1)
     substitution = {p: theta[i, 0] for i, p in enumerate(params)}
@@ -98,8 +103,9 @@ def lower_expressions(
     def fn(theta_value, h, *values):
         out = raw(theta_value.reshape(-1, 1), h, *values)
         out = [jnp.broadcast_to(jnp.asarray(v, dtype=theta_value.dtype), ()) for v in out]
-        return out[0] if scalar else jnp.stack(out)
+        return out[0] if scalar else jnp.stack(out) if shape is None else jnp.stack(out).reshape(shape)
 
     uses_h = any(e.has(STEP_SIZE) for e in expressions)
-    return LoweredFunction(jax.jit(fn), tuple(s.name for s in symbols), uses_h, "scalar" if scalar else "field", description,
+    kind = "scalar" if scalar else "field" if shape is None else "matrix"
+    return LoweredFunction(jax.jit(fn), tuple(s.name for s in symbols), uses_h, kind, description,
                            params=tuple(p.name for p in params), allow_float32=allow_float32)

@@ -6,15 +6,20 @@ import dataclasses
 
 import sympy as sp
 
-from .._errors import InvalidOrderError
+from .._errors import InvalidOrderError, NoStochasticModifiedEquationError
 from ..engines.series._jet import STEP_SIZE
 
 __all__ = ["Obstruction", "StochasticModifiedEquation"]
 
 
+def sorted_terms(op: dict) -> list:
+    """The (alpha, c) of an operator by differential order, then d_p before d_q for p before q."""
+    return sorted(op.items(), key=lambda item: (sum(item[0]), tuple(-k for k in item[0])))
+
+
 def _operator_text(op: dict, params) -> str:
     parts = []
-    for alpha, c in sorted(op.items(), key=lambda item: (sum(item[0]), tuple(-k for k in item[0]))):
+    for alpha, c in sorted_terms(op):
         d = "*".join(f"d_{p}" + (f"^{k}" if k > 1 else "") for p, k in zip(params, alpha) if k)
         parts.append(f"({sp.sstr(c)})*{d}")
     return " + ".join(parts) if parts else "0"
@@ -146,6 +151,62 @@ class StochasticModifiedEquation:
         b = sp.latex(self.drift_field())
         d = sp.latex(self.diffusion_matrix())
         return rf"\begin{{aligned}} \tilde b &= {b} \\ \tilde D &= {d} \end{{aligned}}"
+
+    def generator_latex(self) -> str:
+        """L_0, L_1, ... as LaTeX (aligned), every differential order."""
+        rows = []
+        for l, op in enumerate(self.generator):
+            parts = []
+            for alpha, c in sorted_terms(op):
+                d = " ".join(rf"\partial_{{{sp.latex(p)}}}" + (f"^{{{k}}}" if k > 1 else "")
+                             for p, k in zip(self.params, alpha) if k)
+                parts.append(rf"\left({sp.latex(c)}\right) {d}")
+            rows.append(rf"L_{{{l}}} &= {' + '.join(parts) if parts else '0'}")
+        return r"\begin{aligned} " + r" \\ ".join(rows) + r" \end{aligned}"
+
+    @property
+    def symbols(self) -> tuple[sp.Symbol, ...]:
+        """Every symbol in the drift, diffusion and generator other than the parameters and h."""
+        found = set()
+        for op in self.generator:
+            for c in op.values():
+                found |= c.free_symbols
+        for m in (*self.drift, *self.diffusion):
+            found |= m.free_symbols
+        return tuple(sorted(found - set(self.params) - {STEP_SIZE}, key=str))
+
+    def to_jax(self, *, order: int | None = None, allow_float32: bool = False):
+        """(drift, diffusion): jitted JAX functions `drift(theta, h, **symbols) -> (n,)` and
+        `diffusion(theta, h, **symbols) -> (n, n)` of b~ and D~ truncated after h^order.
+
+        Both take the same keywords (the symbols left in either: hyperparameters, loss constants),
+        traced, so new values do not recompile; jax.vmap over a call for a batch. Needs JAX's x64
+        mode unless allow_float32 (see `bea.lowering.lower_expressions`). Raises
+        `NoStochasticModifiedEquationError` for an order at or past the obstruction, where b~ and D~
+        are only parts of the generator and no SDE has it.
+        """
+        from ..lowering import lower_expressions
+
+        order = self._order(order)
+        if self.obstruction is not None and order >= self.obstruction.order:
+            raise NoStochasticModifiedEquationError(
+                f"no SDE matches {getattr(self.rule, 'name', self.rule)} at order {self.obstruction.order} (its "
+                f"generator has differential-order-{self.obstruction.differential_order} terms); pass "
+                f"order={self.obstruction.order - 1} to lower the SDE that exists"
+            )
+        n = len(self.params)
+        common = dict(allow_float32=allow_float32, extra_symbols=self.symbols)
+        drift = lower_expressions(list(self.drift_field(order)), self.params, scalar=False,
+                                  description="b_0 + h b_1 + ... (truncated drift)", **common)
+        diffusion = lower_expressions(list(self.diffusion_matrix(order)), self.params, scalar=False, shape=(n, n),
+                                      description="D_0 + h D_1 + ... (truncated diffusion matrix)", **common)
+        return drift, diffusion
+
+    def to_dict(self) -> dict:
+        """A JSON-serializable summary (see `bea.exports._json.stochastic_to_dict`)."""
+        from ..exports._json import stochastic_to_dict
+
+        return stochastic_to_dict(self)
 
     def generator_text(self) -> str:
         """L_0, L_1, ... as sums of coefficient * d_p^k (every differential order)."""

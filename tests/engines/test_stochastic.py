@@ -213,3 +213,85 @@ def test_iterates_use_the_same_step():
     # each step is u - h (u -/+ 1): one of the law's two outcomes
     for x, y in itertools.pairwise(path[:, 0].tolist()):
         assert min(abs(y - (x - 0.1 * (x - 1))), abs(y - (x - 0.1 * (x + 1)))) < 1e-12
+
+
+# --- lowering to JAX and the JSON export (issue 18) ---------------------------------------------------------
+
+
+def _at(expr, point):
+    return float(sp.N(sp.sympify(expr).xreplace(point), 30))
+
+
+def test_to_jax_matches_li_tai_e_by_hand():
+    """SGD batch 1: b~ = -g - (h/2) H g, D~ = h Sigma, computed here from the losses, not from the result."""
+    jnp = pytest.importorskip("jax.numpy")
+    c = sp.Symbol("c")
+    losses = [(a * b - 1) ** 2 / 2, (a * b + c) ** 2 / 2, a**2 * b**2 / 2 + c * a]
+    sme = bea.stochastic_modified_equation(SGD(), 1, losses=losses, params=[a, b])
+    drift, diffusion = sme.to_jax()
+    assert drift.symbols == diffusion.symbols == ("c",)
+    E = sum(losses) / 3
+    g, H = _grad(E, [a, b]), sp.hessian(E, [a, b])
+    point, step, cv = {a: 0.3, b: -0.7}, 0.05, 1.5
+    values = {**point, c: cv, h: step}
+    by_hand_b = [_at(e, values) for e in -g - h * H * g / 2]
+    by_hand_d = [[_at(e, values) for e in row] for row in (h * _sigma(losses, [a, b])).tolist()]
+    theta = jnp.array([0.3, -0.7])
+    got_b, got_d = drift(theta, step, c=cv), diffusion(theta, step, c=cv)
+    assert got_b.shape == (2,) and got_d.shape == (2, 2) and got_b.dtype == jnp.float64
+    assert jnp.allclose(got_b, jnp.array(by_hand_b), rtol=1e-13, atol=1e-15)
+    assert jnp.allclose(got_d, jnp.array(by_hand_d), rtol=1e-13, atol=1e-15)
+
+
+def test_to_jax_matches_sympy_and_vmaps():
+    """Langevin on a quartic with a loss constant: values at a point equal SymPy's, jax.vmap over theta; at
+    order 0 the drift does not use T nor the diffusion c, yet both take the same keywords."""
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    T, c = sp.symbols("T c")
+    sme = bea.stochastic_modified_equation(Langevin(temperature=T), 1, loss=c * u**4 / 4 + u**2 / 2, params=[u])
+    drift, diffusion = sme.to_jax()
+    assert drift.symbols == diffusion.symbols == ("T", "c")
+    points = jnp.array([[-0.4], [0.1], [0.9]])
+    step, tv, cv = 0.02, 0.3, 2.0
+    batch_b = jax.vmap(lambda t: drift(t, step, T=tv, c=cv))(points)
+    batch_d = jax.vmap(lambda t: diffusion(t, step, T=tv, c=cv))(points)
+    assert batch_b.shape == (3, 1) and batch_d.shape == (3, 1, 1)
+    for k, x in enumerate([-0.4, 0.1, 0.9]):
+        subs = {u: x, h: step, T: tv, c: cv}
+        assert batch_b[k, 0] == pytest.approx(_at(sme.drift_field()[0], subs), rel=1e-13)
+        assert batch_d[k, 0, 0] == pytest.approx(_at(sme.diffusion_matrix()[0, 0], subs), rel=1e-13)
+    order_zero, diffusion_zero = sme.to_jax(order=0)
+    assert order_zero.symbols == diffusion_zero.symbols == ("T", "c")
+    assert float(diffusion_zero(jnp.array([0.5]), step, T=tv, c=cv)[0, 0]) == pytest.approx(2 * tv, rel=1e-14)
+    assert float(order_zero(jnp.array([0.5]), step, T=tv, c=cv)[0]) == pytest.approx(-(cv * 0.5**3 + 0.5), rel=1e-14)
+
+
+def test_to_jax_stops_at_the_obstruction():
+    pytest.importorskip("jax")
+    losses = [(a * b - 1) ** 2 / 2, (a * b + 1) ** 2 / 2, a**2 * b**2 / 2 + a]
+    sme = bea.stochastic_modified_equation(SGD(), 2, losses=losses, params=[a, b], allow_generator=True)
+    with pytest.raises(bea.NoStochasticModifiedEquationError, match="order=1"):
+        sme.to_jax()
+    drift, diffusion = sme.to_jax(order=1)
+    assert diffusion([0.1, 0.2], 0.1).shape == (2, 2)
+    with pytest.raises(bea.InvalidArrayError, match="shape"):
+        drift([0.1, 0.2, 0.3], 0.1)
+
+
+def test_to_dict_parses_back():
+    import json
+
+    losses = [(a * b - 1) ** 2 / 2, (a * b + 1) ** 2 / 2, a**2 * b**2 / 2 + a]
+    sme = bea.stochastic_modified_equation(SGD(), 2, losses=losses, params=[a, b], allow_generator=True)
+    data = json.loads(json.dumps(sme.to_dict()))
+    assert data["view"] == "stochastic modified equation" and data["params"] == ["a", "b"] and data["order"] == 2
+    names = {"a": a, "b": b}
+    for l in range(3):
+        assert [sp.sympify(s, locals=names) for s in data["drift"][l]] == list(sme.drift[l])
+        assert sp.Matrix(data["diffusion"][l]).applyfunc(lambda s: sp.sympify(s, locals=names)) == sme.diffusion[l]
+        assert {tuple(t["multi_index"]): sp.sympify(t["coefficient"], locals=names) for t in data["generator"][l]} \
+            == sme.generator[l]
+    assert data["obstruction"]["order"] == 2 and data["obstruction"]["differential_order"] == 3
+    assert {tuple(t["multi_index"]) for t in data["obstruction"]["terms"]} == {(3, 0), (2, 1), (1, 2)}
+    assert "cumulant" in data["obstruction"]["note"]
