@@ -9,11 +9,14 @@ nabla^2 E(grad E/sqrt(grad E^2 + eps)) is the gradient of the perturbed one-norm
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import sympy as sp
 
 from ..engines.elementwise._elementwise import THETA, atom_arguments, inner_arguments, is_atom, is_inner
+
+_SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 __all__ = ["ElementwiseModifiedEquation", "present"]
 
@@ -52,6 +55,18 @@ def _names(expr, latex: bool) -> dict:
         elif is_inner(s):
             out[s] = _inner_name(s, latex)
     return out
+
+
+def _with_norms(expr) -> tuple:
+    """expr with each |p|^2 written as the square of a positive norm symbol |p| (so that sqrt(|p|^2) shows as
+    |p| and (|p|^2)^2 as |p|^4), and the LaTeX names of those symbols. Display only."""
+    squares, names = {}, {}
+    for s in sp.sympify(expr).free_symbols:
+        if is_inner(s) and inner_arguments(s)[0] == inner_arguments(s)[1]:
+            norm = sp.Symbol(str(s).removesuffix("²"), positive=True)
+            squares[s] = norm**2
+            names[norm] = _inner_name(s, True).removesuffix("^{2}")
+    return (expr.xreplace(squares) if squares else expr), names
 
 
 def _inner_name(invariant, latex: bool) -> str:
@@ -115,8 +130,9 @@ class ElementwiseModifiedEquation:
 
     def text(self, l: int) -> str:
         """f_l in plain text (SymPy syntax, element-wise)."""
-        expr = self.terms[l]
-        return str(expr.xreplace({s: sp.Symbol(n) for s, n in _names(expr, False).items()})) if expr != 0 else "0"
+        expr, _ = _with_norms(self.terms[l])
+        text = str(expr.xreplace({s: sp.Symbol(n) for s, n in _names(expr, False).items()})) if expr != 0 else "0"
+        return re.sub(r"\|\*\*([2-9])\b", lambda m: "|" + m.group(1).translate(_SUPERSCRIPTS), text)  # |∇E|**2 -> |∇E|²
 
     def latex(self, notation: str = "gradient") -> str:
         """The modified equation as a display formula, in seed 002's notation (element-wise operations)."""
@@ -126,7 +142,8 @@ class ElementwiseModifiedEquation:
         for l, expr in enumerate(self.terms):
             if expr == 0:
                 continue
-            body = sp.latex(expr, symbol_names=_names(expr, True))
+            expr, norms = _with_norms(expr)
+            body = sp.latex(expr, symbol_names={**_names(expr, True), **norms})
             power = "" if l == 0 else ("h" if l == 1 else f"h^{{{l}}}")
             rows.append(rf"{power}\left({body}\right)" if power else body)
         joined = " \\\\\n  &+ ".join(rows)

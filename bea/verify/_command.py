@@ -36,6 +36,8 @@ _VERIFY_HELP = {
     "sgd-steps": "n SGD steps, one per batch loss of the model, time n h (--model mlp-2-batches)",
     "simultaneous-gd": "two-player game, simultaneous steps (--model bilinear-game; --set ratio=...)",
     "alternating-gd": "two-player game, player 1 then player 2 (--model bilinear-game; --set ratio=...)",
+    "sgd": "(not verifiable here yet: a stochastic rule; use bea derive sgd for its modified SDE)",
+    "langevin": "(not verifiable here yet: a stochastic rule; use bea derive langevin for its modified SDE)",
 }
 
 

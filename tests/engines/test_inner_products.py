@@ -100,6 +100,9 @@ def test_clipping_by_norm_where_smooth():
     point = {**POINT, c: sp.Rational(1, 2)}
     for l in range(3):
         np.testing.assert_allclose(_numbers(evaluated[l], point), _numbers(concrete.terms[l], point), rtol=1e-20)
+    cf = bea.modified_equation(clip, 1)
+    assert cf.text(0) == "-c*∇E/|∇E|" and "|∇E|⁴" in cf.text(1)  # norms shown as norms, not sqrt(|∇E|²)
+    assert r"\left\|\nabla E\right\|^{4}" in cf.latex()
 
 
 @pytest.mark.slow
