@@ -10,8 +10,8 @@
     coordinate-free  small=[...]: joint expansion in h and rho        any of the above, tied to h   CoordinateFreeModifiedEquation
 
 Whether a user's step is a B-series is only known by running it: the B-series engine raises
-TypeError on an operation that has none (element-wise products, roots, inner products), and the
-element-wise engine takes over.
+`NotABSeries` on an operation that has none (element-wise products, roots, inner products), and the
+element-wise engine takes over; any other error is the user's and is reported as it is.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from .engines.series._expand import expand_step
 from .engines.series._finite_n import finite_n_runner
 from .engines.series._jet import STEP_SIZE
 from .engines.series._problem import Problem, as_loss
-from .engines.trees._bseries_step import bseries_modified_field
+from .engines.trees._bseries_step import NotABSeries, bseries_modified_field
 from .engines.trees._trees import tree_coefficients
 from .results._coordinate_free import CoordinateFreeModifiedEquation
 from .results._elementwise import ElementwiseModifiedEquation, present
@@ -143,7 +143,7 @@ def _coordinate_free(rule, order: int, small=()):
     states: list = []
     try:
         field = bseries_modified_field(rule, order, states)
-    except (TypeError, AttributeError):  # element-wise products, roots, inner products: not a B-series
+    except NotABSeries:  # element-wise products, roots, inner products
         if rule.n_losses != 1:
             raise UnsupportedError(
                 f"{rule.name} combines element-wise operations with several losses; derive it on concrete losses"

@@ -6,7 +6,7 @@ import dataclasses
 
 import sympy as sp
 
-from .._errors import InvalidOrderError, NoStochasticModifiedEquationError
+from .._errors import InvalidArrayError, InvalidOrderError, NoStochasticModifiedEquationError
 from ..engines.series._jet import STEP_SIZE
 
 __all__ = ["Obstruction", "StochasticModifiedEquation"]
@@ -201,6 +201,35 @@ class StochasticModifiedEquation:
         diffusion = lower_expressions(list(self.diffusion_matrix(order)), self.params, scalar=False, shape=(n, n),
                                       description="D_0 + h D_1 + ... (truncated diffusion matrix)", **common)
         return drift, diffusion
+
+    def sample_paths(self, theta0, h: float, times, *, key, n_paths: int, solver=None, dt0: float | None = None,
+                     order: int | None = None, **values):
+        """Array (n_paths, len(times), n): X at `times` (>= 0, non-decreasing) on independent paths of
+        dX = b~ dt + D~^{1/2} dW from X_0 = theta0, b~ and D~ truncated after h^order (`to_jax`).
+
+        Solved by diffrax on a fixed grid through `times` with steps of at most `dt0` (default
+        min(h, h^(order+1))/4, so the solver's weak error O(dt0) stays below the SME's own
+        O(h^(order+1))), one `VirtualBrownianTree` per path from `jax.random.split(key, n_paths)`.
+        `solver` defaults to `diffrax.Euler()` (Euler–Maruyama, Itô, weak order 1); a Stratonovich
+        solver (Heun, ShARK, SRA1, ...) is accepted only when D~ does not depend on the parameters.
+        D~^{1/2} is the PSD square root by eigendecomposition; D~ is a covariance only as a series,
+        so negative eigenvalues are clipped to 0, with a RuntimeWarning when one is below -1e-12
+        relative to the largest. `values`: the symbols left (`symbols`), as for `to_jax`. Needs float64.
+        """
+        import math
+
+        from ..lowering._sde import sample_paths
+
+        order = self._order(order)
+        if isinstance(h, bool) or not isinstance(h, (int, float)) or not math.isfinite(h) or h <= 0:
+            raise InvalidArrayError(f"h must be a positive number (the step size), got {h!r}")
+        drift, diffusion = self.to_jax(order=order)
+        if dt0 is None:
+            dt0 = min(h, h ** (order + 1)) / 4
+        constant = not (self.diffusion_matrix(order).free_symbols & set(self.params))
+        return sample_paths(drift, diffusion, theta0, float(h), times, key=key, n_paths=n_paths, solver=solver,
+                            dt0=dt0, constant_diffusion=constant, values=values,
+                            what=f"the stochastic modified equation of {getattr(self.rule, 'name', self.rule)}")
 
     def to_dict(self) -> dict:
         """A JSON-serializable summary (see `bea.exports._json.stochastic_to_dict`)."""

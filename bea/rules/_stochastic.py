@@ -136,7 +136,8 @@ class SGD(StochasticRule):
     def validate(self):
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, numbers.Integral) or self.batch_size < 1:
             raise InvalidHyperparameterError(
-                f"batch_size of sgd must be a positive integer, got {self.batch_size!r} (SGD(batch_size=2); --set batch_size=2 on the command line)"
+                f"batch_size of sgd must be a positive integer, got {self.batch_size!r} "
+                "(SGD(batch_size=2); --set batch_size=2 on the command line)"
             )
         if not isinstance(self.replacement, bool):
             raise InvalidHyperparameterError(f"replacement of sgd must be True or False, got {self.replacement!r}")

@@ -85,9 +85,43 @@ def test_normalized_gd_coordinate_free_equals_concrete_and_closed_form():
     assert r"\left\|\nabla E\right\|^{2}" in cf.latex()
 
 
-def test_matmul_is_dot():
+def test_matmul_on_series_is_the_inner_product():
+    """g @ g on the engine's series is sum_i g_i^2: checked on a loss against the hand-written f_0."""
     rule = bea.rules.rule(lambda theta, grad, h: theta - h * grad(theta) / sqrt(1 + grad(theta) @ grad(theta)))
-    assert bea.modified_equation(rule, 1).terms == bea.modified_equation(bea.rules.rule(_normalized_gd), 1).terms
+    gradient = sp.Matrix([sp.diff(E, p) for p in (a, b)])
+    by_hand = -gradient / sp.sqrt(1 + (gradient.T * gradient)[0])
+    for f_0 in (bea.modified_equation(rule, 0).evaluate(loss=E, params=[a, b])[0],
+                bea.modified_equation(rule, 0, loss=E, params=[a, b]).terms[0]):
+        np.testing.assert_allclose(_numbers(f_0), _numbers(by_hand), rtol=1e-14)
+
+
+def test_inner_products_are_canonical_so_zeros_show():
+    """<g^3, g> = <g^2, g^2>: their difference vanishes exactly, so f_0 = -grad E and f_1 = -H grad E/2."""
+    rule = bea.rules.rule(lambda t, grad, h: t - h * (grad(t) + (dot(grad(t) * grad(t) * grad(t), grad(t))
+                                                                   - dot(grad(t) * grad(t), grad(t) * grad(t))) * grad(t)))
+    cf = bea.modified_equation(rule, 1)
+    assert cf.text(0) == "-∇E" and cf.text(1) == "-∇²E(∇E)/2"
+
+
+def test_scalar_factors_leave_contractions():
+    """sqrt(2 g*g) alone and times a norm: the same atoms (a scalar factor leaves the multilinear contraction)."""
+    alone = bea.rules.rule(lambda t, grad, h: t - h * sqrt(2 * grad(t) * grad(t)))
+    scaled = bea.rules.rule(lambda t, grad, h: t - h * sqrt(2 * grad(t) * grad(t)) * norm(grad(t)))
+    atoms = [{s for s in sp.sympify(bea.modified_equation(r, 1).terms[1]).free_symbols if "∇²E" in str(s)}
+             for r in (alone, scaled)]
+    assert atoms[0] <= atoms[1]
+
+
+def test_a_later_derivation_does_not_change_an_earlier_result():
+    """Atoms that print alike but mean different things (epsilon with and without assumptions) stay apart."""
+    rmsprop = bea.modified_equation(bea.rules.RMSProp(rho=sp.Rational(1, 2)), 1)
+    before = [sp.N(x.subs(bea.rules.RMSProp().eps, sp.Rational(1, 10)).subs(POINT), 20)
+              for x in rmsprop.evaluate(loss=E, params=[a, b])[1]]
+    plain = bea.rules.rule(lambda t, grad, h, epsilon: t - h * grad(t) / sqrt(grad(t) * grad(t) + epsilon), epsilon=None)
+    bea.modified_equation(plain, 1)
+    after = [sp.N(x.subs(bea.rules.RMSProp().eps, sp.Rational(1, 10)).subs(POINT), 20)
+             for x in rmsprop.evaluate(loss=E, params=[a, b])[1]]
+    assert before == after and all(x.is_Number for x in after)
 
 
 def test_clipping_by_norm_where_smooth():

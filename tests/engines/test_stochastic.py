@@ -295,3 +295,69 @@ def test_to_dict_parses_back():
     assert data["obstruction"]["order"] == 2 and data["obstruction"]["differential_order"] == 3
     assert {tuple(t["multi_index"]) for t in data["obstruction"]["terms"]} == {(3, 0), (2, 1), (1, 2)}
     assert "cumulant" in data["obstruction"]["note"]
+
+
+# --- sample paths (issue 14) --------------------------------------------------------------------------------
+
+
+def test_sample_paths_match_the_ornstein_uhlenbeck_law():
+    """Langevin on lam u^2/2 to order 1: dX = -lam~ X dt + D~^{1/2} dW with constant lam~, D~ (read off the
+    result), so X_t is Gaussian with mean u0 e^{-lam~ t} and variance D~ (1 - e^{-2 lam~ t}) / (2 lam~)."""
+    jax = pytest.importorskip("jax")
+    import numpy as np
+
+    lam, T = sp.symbols("lam T", positive=True)
+    sme = bea.stochastic_modified_equation(Langevin(temperature=T), 1, loss=lam * u**2 / 2, params=[u])
+    point = {lam: 1.5, T: 0.2, h: 0.1}
+    rate = _at(-sme.drift_field()[0] / u, point)
+    d = _at(sme.diffusion_matrix()[0, 0], point)
+    assert rate == pytest.approx(1.5 + 0.1 * 1.5**2 / 2) and d == pytest.approx(0.4 * (1 + 0.15))
+    times = [0.0, 0.5, 1.0]
+    paths = sme.sample_paths([1.0], 0.1, times, key=jax.random.PRNGKey(0), n_paths=4000, lam=1.5, T=0.2)
+    assert paths.shape == (4000, 3, 1) and paths.dtype == np.float64
+    assert np.all(paths[:, 0, 0] == 1.0)
+    for k, t in enumerate(times[1:], start=1):
+        x = np.asarray(paths[:, k, 0])
+        mean, var = np.exp(-rate * t), d * (1 - np.exp(-2 * rate * t)) / (2 * rate)
+        centred = x - x.mean()
+        se_mean = np.sqrt(x.var() / x.size)
+        se_var = np.sqrt((np.mean(centred**4) - x.var() ** 2) / x.size)  # fourth-moment formula
+        assert abs(x.mean() - mean) < 4 * se_mean
+        assert abs(x.var(ddof=1) - var) < 4 * se_var
+
+
+def test_sample_paths_of_sgd_in_two_parameters():
+    jax = pytest.importorskip("jax")
+    import numpy as np
+
+    losses = [(a * b - 1) ** 2 / 2, (a * b + 1) ** 2 / 2, a**2 * b**2 / 2 + a]
+    sme = bea.stochastic_modified_equation(SGD(), 1, losses=losses, params=[a, b])
+    paths = sme.sample_paths([0.5, 1.0], 0.1, [0.0, 0.1, 0.3], key=jax.random.PRNGKey(1), n_paths=8)
+    assert paths.shape == (8, 3, 2) and np.all(np.isfinite(paths))
+    assert np.allclose(paths[:, 0], [0.5, 1.0])
+    assert np.std(np.asarray(paths[:, -1, 0])) > 0  # D~ = h Sigma != 0: the paths differ
+    import diffrax
+
+    with pytest.raises(bea.UnsupportedError, match="Stratonovich"):  # D~ depends on (a, b)
+        sme.sample_paths([0.5, 1.0], 0.1, [0.3], key=jax.random.PRNGKey(1), n_paths=2, solver=diffrax.Heun())
+    with pytest.raises(bea.InvalidArrayError, match="non-decreasing"):
+        sme.sample_paths([0.5, 1.0], 0.1, [0.3, 0.1], key=jax.random.PRNGKey(1), n_paths=2)
+
+
+def test_sample_paths_warn_when_the_diffusion_is_not_psd():
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    from bea.lowering._sde import sample_paths
+
+    def drift(theta, h):
+        return -theta
+
+    def diffusion(theta, h):  # eigenvalues 1 and -0.5: no covariance
+        return jnp.array([[0.25, 0.75], [0.75, 0.25]])
+
+    with pytest.warns(RuntimeWarning, match="negative eigenvalues .* along 3 of 3 paths"):
+        paths = sample_paths(drift, diffusion, [1.0, 0.0], 0.1, [0.2], key=jax.random.PRNGKey(0), n_paths=3, dt0=0.05)
+    assert paths.shape == (3, 1, 2)
+    # clipped, the root is rank one along (1, 1): X1 - X2 gets no noise, only Euler's 4 steps of d(.) = -(.) dt
+    assert jnp.allclose(paths[:, 0, 0] - paths[:, 0, 1], 0.95**4, rtol=1e-12)
+    assert float(jnp.std(paths[:, 0, 0])) > 0

@@ -65,17 +65,25 @@ def inner_arguments(symbol) -> tuple:
 
 
 def _inner_atom(p, q) -> sp.Symbol:
-    key = tuple(sorted((p, q), key=sp.default_sort_key))
-    if key == (sp.S.One, sp.S.One):
+    """<p, q> = sum_i p_i q_i, which depends on the element-wise product p*q only: keyed by it, so that
+    <g^3, g> and <g^2, g^2> are one invariant. Stored as a split (r, r) when p*q = r^2, else (first factor, rest)."""
+    product = p * q
+    if product == 1:
         raise UnsupportedError(
             "the step takes the inner product of two constant vectors, which is the dimension of the parameters; "
             "the coordinate-free view holds in every dimension: derive on a concrete loss (loss=..., params=...)"
         )
-    if key not in _INNER_BY_KEY:
-        symbol = sp.Symbol(f"|{key[0]}|²" if key[0] == key[1] else f"⟨{key[0]}, {key[1]}⟩")
-        _INNER[symbol] = key
-        _INNER_BY_KEY[key] = symbol
-    return _INNER_BY_KEY[key]
+    if product not in _INNER_BY_KEY:
+        factors = sp.Mul.make_args(product)
+        if all(f.as_base_exp()[1].is_Integer and f.as_base_exp()[1] % 2 == 0 for f in factors):
+            root = sp.Mul(*[b ** (e // 2) for b, e in (f.as_base_exp() for f in factors)])
+            split, name = (root, root), f"|{root}|²"
+        else:
+            ordered = sorted(factors, key=sp.default_sort_key)
+            split = (ordered[0], sp.Mul(*ordered[1:]))
+            name = f"⟨{split[0]}, {split[1]}⟩"
+        _INNER_BY_KEY[product] = _registered(name, split, _INNER)
+    return _INNER_BY_KEY[product]
 
 
 def _depends(expr) -> bool:
@@ -110,10 +118,19 @@ def _atom(arguments: tuple) -> sp.Symbol:
             name = f"∇²E({arguments[0]})"
         else:
             name = f"∇{str(m + 1).translate(_SUPERSCRIPTS)}E[{', '.join(map(str, arguments))}]"
-        symbol = sp.Symbol(name)
-        _ATOMS[symbol] = arguments
-        _BY_KEY[arguments] = symbol
+        _BY_KEY[arguments] = _registered(name, arguments, _ATOMS)
     return _BY_KEY[arguments]
+
+
+def _registered(name: str, meaning: tuple, registry: dict) -> sp.Symbol:
+    """A symbol for `meaning`, named `name` unless that symbol already stands for something else (arguments
+    that print alike but differ, e.g. in their symbols' assumptions): then a Dummy of that name, so no later
+    derivation can change what an earlier result's atoms mean."""
+    symbol = sp.Symbol(name)
+    if registry.get(symbol, meaning) != meaning:
+        symbol = sp.Dummy(name)
+    registry[symbol] = meaning
+    return symbol
 
 
 def _in_field(factor) -> bool:
@@ -289,12 +306,9 @@ def _contract_elements(arguments) -> Element:
 
 
 def _pulled_out(monomial) -> tuple:
-    """(invariant factors, the rest) of a contraction's argument: scalar invariants <p, q> leave the
-    multilinear contraction; other factors stay (as before inner products existed)."""
-    scalar, vector = _scalar_and_vector(monomial)
-    if not scalar.free_symbols & set(_INNER):
-        return sp.S.One, monomial
-    return scalar, vector
+    """(factors equal in every component, the rest) of a contraction's argument: the contraction is
+    multilinear, so scalars (invariants <p, q>, sqrt(2)) leave it and equal arguments make equal atoms."""
+    return _scalar_and_vector(monomial)
 
 
 def _inner_elements(a: Element, b: Element) -> Element:

@@ -23,7 +23,7 @@ import sympy as sp
 from ..._errors import UnsupportedError
 from ._algebra import Algebra, NotPolynomialError
 
-__all__ = ["STEP_SIZE", "ScalarSeries", "VectorSeries", "array_library_error", "branch_error", "components_error"]
+__all__ = ["STEP_SIZE", "ScalarSeries", "VectorSeries", "array_library_error", "branch_error", "components_error", "numpy_ufunc"]
 
 #: The step-size symbol h used by every rule and every result.
 STEP_SIZE = sp.Symbol("h", positive=True)
@@ -50,6 +50,15 @@ class _SympyMisuse(UnsupportedError, sp.SympifyError):
 
     def __str__(self) -> str:
         return self.args[0]
+
+
+def numpy_ufunc(ufunc, method, inputs, kwargs):
+    """NumPy meeting a quantity of the step: NumPy scalars in arithmetic (np.float64(0.5) * theta) go to the
+    plain operators; NumPy functions (np.sqrt) are refused with what a step may use."""
+    arithmetic = _NUMPY_ARITHMETIC.get(ufunc)
+    if method == "__call__" and arithmetic is not None and not kwargs:
+        return arithmetic(*(x.item() if isinstance(x, np.generic) else x for x in inputs))
+    raise array_library_error(f"NumPy (numpy.{ufunc.__name__})")
 
 
 def branch_error() -> UnsupportedError:
@@ -94,11 +103,7 @@ class _Series:
     __lt__ = __le__ = __gt__ = __ge__ = _compare
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        # NumPy scalars in arithmetic (np.float64(0.5) * theta) reach us here: plain operators handle them.
-        arithmetic = _NUMPY_ARITHMETIC.get(ufunc)
-        if method == "__call__" and arithmetic is not None and not kwargs:
-            return arithmetic(*(x.item() if isinstance(x, np.generic) else x for x in inputs))
-        raise array_library_error(f"NumPy (numpy.{ufunc.__name__})")
+        return numpy_ufunc(ufunc, method, inputs, kwargs)
 
     def _sympy_(self):
         raise _SympyMisuse(

@@ -26,7 +26,7 @@ from math import factorial
 import sympy as sp
 
 from ..._errors import InconsistentRuleError, UnknownSymbolError, UnsupportedError
-from ..series._jet import ScalarSeries, branch_error, components_error
+from ..series._jet import ScalarSeries, branch_error, components_error, numpy_ufunc
 from ._colored_trees import (
     Colored,
     Label,
@@ -39,9 +39,14 @@ from ._colored_trees import (
     to_plain,
 )
 
-__all__ = ["bseries_modified_field"]
+__all__ = ["NotABSeries", "bseries_modified_field"]
 
 _IDENTITY = None  # key of theta itself in a TreeVector
+
+
+class NotABSeries(UnsupportedError, TypeError):
+    """The step used an operation with no B-series form (element-wise products, roots, inner products):
+    the coordinate-free dispatch then runs the element-wise engine (`bea._derive`)."""
 
 
 class _RationalFunctions:
@@ -108,7 +113,9 @@ class TreeVector:
     """theta * c_theta + sum_t k_t(h) F(t)/sigma(t), keyed by coloured tree (None for theta)."""
 
     __array_priority__ = 1000
-    __array_ufunc__ = None  # NumPy defers to our operators (np.float64 * vector) and refuses np.sqrt(vector)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return numpy_ufunc(ufunc, method, inputs, kwargs)
     is_vector = True  # scalars defer to us in products
 
     def __init__(self, terms: dict, n: int):
@@ -123,7 +130,7 @@ class TreeVector:
         if isinstance(other, numbers.Number) and other == 0:
             return self
         if not isinstance(other, TreeVector):
-            return NotImplemented
+            raise NotABSeries("a constant added to a vector (element-wise broadcast) has no B-series form")
         out = dict(self.terms)
         for k, v in other.terms.items():
             out[k] = out[k] + v if k in out else v
@@ -137,22 +144,36 @@ class TreeVector:
     def __sub__(self, other):
         return self + (-other)
 
+    def __rsub__(self, other):
+        return (-self) + other
+
     def __mul__(self, other):
         if isinstance(other, TreeVector):
-            raise TypeError("element-wise products of vectors have no coordinate-free (B-series) form")
+            raise NotABSeries("element-wise products of vectors have no B-series form")
         scalar = ScalarSeries.coerce(other, _SCALARS, self.n)
         return TreeVector({k: v * scalar for k, v in self.terms.items()}, self.n)
 
     __rmul__ = __mul__
 
     def __truediv__(self, other):
+        if isinstance(other, TreeVector):
+            raise NotABSeries("element-wise quotients of vectors have no B-series form")
         scalar = ScalarSeries.coerce(other, _SCALARS, self.n)
         return TreeVector({k: v / scalar for k, v in self.terms.items()}, self.n)
 
-    # A B-series has no components and no inner products (those are scalar invariants, not tree sums):
-    # dot/@ raise TypeError so that `coordinate_free` falls back to the element-wise engine, which has both.
+    # What a B-series cannot express raises NotABSeries, and `bea._derive` hands the rule to the
+    # element-wise engine, which has element-wise operations, roots and inner products <p, q>.
+    def __rtruediv__(self, other):
+        raise NotABSeries("element-wise reciprocals of vectors have no B-series form")
+
+    def __pow__(self, exponent):
+        raise NotABSeries("element-wise powers of vectors have no B-series form")
+
+    def sqrt(self):
+        raise NotABSeries("element-wise roots of vectors have no B-series form")
+
     def __matmul__(self, other):
-        raise TypeError("inner products have no B-series form")
+        raise NotABSeries("inner products are scalar invariants, not B-series")
 
     __rmatmul__ = __matmul__
 
@@ -163,6 +184,10 @@ class TreeVector:
         raise branch_error()
 
     __lt__ = __le__ = __gt__ = __ge__ = _compare
+
+    @property
+    def shape(self):
+        raise components_error("shape")
 
     def __len__(self):
         raise components_error("len")
