@@ -142,7 +142,7 @@ def test_local_weak_error(order):
     params = [a, b]
     point = {a: sp.Rational(1, 3), b: sp.Rational(-2, 5)}
     sme = bea.stochastic_modified_equation(SGD(), order, losses=losses, params=params)
-    for phi in (a, a * b, b**2):
+    for phi in (a, a * b, b**2, a**2 * b):  # a cubic phi exercises the third moments of the batch gradient
         step_mean = sum(phi.xreplace({p: p - h * sp.diff(E, p) for p in params}) for E in losses) / 3
         flow_mean = _exp_generator(sme.drift_field(), sme.diffusion_matrix(), phi, params, order + 2)
         error = sp.Poly(sp.expand((step_mean - flow_mean).xreplace(point)), h)
