@@ -83,14 +83,7 @@ def modified_equation(
     the exact flow of f~ with the general correction recursion (Barrett &
     Dherin, arXiv:2009.11162, Appendix A, in its Lie-derivative form).
     """
-    if isinstance(order, bool) or not isinstance(order, numbers.Integral) or order < 0:
-        raise InvalidOrderError(f"order must be a non-negative integer, got {order!r}")
-    order = int(order)
-    if order > max_order:
-        raise InvalidOrderError(
-            f"order {order} is above {max_order}: the number of terms grows combinatorially and the "
-            "series is only asymptotic; pass max_order= to go further on purpose"
-        )
+    order = check_order(order, max_order, "the number of terms grows combinatorially and the series is only asymptotic")
     _check_rule(rule)
     if loss is None and losses is None and params is None and not values:
         warn_if_slow(rule, order, None)
@@ -165,6 +158,15 @@ def _tie_to_step(rule, small):
     tied = {x: sp.Dummy(f"c_{x}") * STEP_SIZE for x in symbols}
     back = {list(v.free_symbols - {STEP_SIZE})[0]: x / STEP_SIZE for x, v in tied.items()}
     return tied, back, tuple(symbols)
+
+
+def check_order(order, max_order: int, why: str) -> int:
+    """order as an int, or an `InvalidOrderError`: not a non-negative integer, or above max_order (`why`)."""
+    if isinstance(order, bool) or not isinstance(order, numbers.Integral) or order < 0:
+        raise InvalidOrderError(f"order must be a non-negative integer, got {order!r}")
+    if order > max_order:
+        raise InvalidOrderError(f"order {order} is above {max_order}: {why}; pass max_order= to go further on purpose")
+    return int(order)
 
 
 def _check_rule(rule) -> None:

@@ -8,13 +8,13 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping, Sequence
 
 import sympy as sp
 
 from ._derive import _apply_values as _shared_apply_values
-from ._errors import InvalidOrderError, InvalidRuleError, NoStochasticModifiedEquationError, UnknownSymbolError
+from ._derive import check_order
+from ._errors import InvalidRuleError, NoStochasticModifiedEquationError, UnknownSymbolError
 from .engines.series._problem import Problem
 from .engines.stochastic import generator_series, increment_moments, one_step_operator
 from .results._stochastic import StochasticModifiedEquation
@@ -62,13 +62,7 @@ def stochastic_modified_equation(
     per-example gradients enters at order 2); with allow_generator=True the result is returned,
     its `generator` holding every term and `obstruction` saying where the SDE view stops.
     """
-    if isinstance(order, bool) or not isinstance(order, numbers.Integral) or order < 0:
-        raise InvalidOrderError(f"order must be a non-negative integer, got {order!r}")
-    order = int(order)
-    if order > max_order:
-        raise InvalidOrderError(
-            f"order {order} is above {max_order}: operator compositions grow quickly; pass max_order= to go further"
-        )
+    order = check_order(order, max_order, "operator compositions grow quickly")
     if not isinstance(rule, StochasticRule):
         hint = (
             "; for a deterministic rule use bea.modified_equation" if isinstance(rule, Rule) else ""

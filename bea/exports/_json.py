@@ -17,16 +17,7 @@ def to_dict(me, cse: bool = False) -> dict:
     [name, expression] pairs in order (each may use the earlier names) and "terms" uses them;
     substitute them back from the last to the first to get the full terms.
     """
-    data = {
-        "rule": me.rule.name,
-        "params": [str(p) for p in me.params],
-        "losses": [str(loss) for loss in me.losses],
-        "order": me.order,
-        "step_size": "h",
-        "hyperparameters": {k: str(v) for k, v in me.rule.hyperparameters.items() if isinstance(v, sp.Basic)},
-        "symbols": [str(s) for s in me.symbols],
-        "terms": [[str(c) for c in term] for term in me.terms],
-    }
+    data = {**_header(me), "terms": [[str(c) for c in term] for term in me.terms]}
     if cse:
         flat = [c for term in me.terms for c in term]
         subexpressions, reduced = common_subexpressions(flat, taken=[*me.params, *me.symbols])
@@ -50,19 +41,28 @@ def stochastic_to_dict(sme) -> dict:
 
     n = len(sme.params)
     o = sme.obstruction
+    header = _header(sme)
     return {
-        "rule": sme.rule.name,
+        "rule": header.pop("rule"),
         "view": "stochastic modified equation",
-        "params": [str(p) for p in sme.params],
-        "losses": [str(loss) for loss in sme.losses],
-        "order": sme.order,
-        "step_size": "h",
-        "hyperparameters": {k: str(v) for k, v in sme.rule.hyperparameters.items() if isinstance(v, sp.Basic)},
-        "symbols": [str(s) for s in sme.symbols],
+        **header,
         "drift": [[str(c) for c in b] for b in sme.drift],
         "diffusion": [[[str(d[i, k]) for k in range(n)] for i in range(n)] for d in sme.diffusion],
         "generator": [terms(op) for op in sme.generator],
         "obstruction": None if o is None else {
             "order": o.order, "differential_order": o.differential_order, "terms": terms(o.terms), "note": o.note,
         },
+    }
+
+
+def _header(result) -> dict:
+    """The fields every concrete result shares: rule, params, losses, order, step size, hyperparameters, symbols."""
+    return {
+        "rule": result.rule.name,
+        "params": [str(p) for p in result.params],
+        "losses": [str(loss) for loss in result.losses],
+        "order": result.order,
+        "step_size": "h",
+        "hyperparameters": {k: str(v) for k, v in result.rule.hyperparameters.items() if isinstance(v, sp.Basic)},
+        "symbols": [str(s) for s in result.symbols],
     }
