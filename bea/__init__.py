@@ -30,10 +30,12 @@ from .engines.series import STEP_SIZE as h
 from .engines.trees._trees import TreeTerm, tree_coefficients
 from .exports import ModifiedLoss, NoModifiedLossError
 from .lowering import iterate
+from .lowering._minibatch_sde import MinibatchSDE, sgd_sde, sgd_sde_paths
 from .results._coordinate_free import CoordinateFreeModifiedEquation
 from .results._elementwise import ElementwiseModifiedEquation
 from .results._initial_point import InitialPointLoss
 from .results._stochastic import StochasticModifiedEquation
+from .results._stochastic_coordinate_free import CoordinateFreeStochasticModifiedEquation
 
 __version__ = "0.1.0"
 
@@ -41,6 +43,7 @@ __all__ = [
     "MAX_SAFE_ORDER",
     "BeaError",
     "CoordinateFreeModifiedEquation",
+    "CoordinateFreeStochasticModifiedEquation",
     "ElementwiseModifiedEquation",
     "InconsistentRuleError",
     "InitialPointLoss",
@@ -48,6 +51,7 @@ __all__ = [
     "InvalidHyperparameterError",
     "InvalidOrderError",
     "InvalidRuleError",
+    "MinibatchSDE",
     "ModifiedEquation",
     "ModifiedLoss",
     "NoModifiedLossError",
@@ -66,6 +70,8 @@ __all__ = [
     "iterate",
     "modified_equation",
     "rules",
+    "sgd_sde",
+    "sgd_sde_paths",
     "stochastic_modified_equation",
     "StochasticModifiedEquation",
     "tree_coefficients",

@@ -4,6 +4,8 @@
     concrete   stochastic rules (bea.rules.SGD,       engines.stochastic (exact     StochasticModifiedEquation
                bea.rules.Langevin, any                one-step moments + operator
                StochasticRule), loss(es)             logarithm)
+    coordinate SGD, Langevin; no loss, losses,      engines.stochastic.           CoordinateFreeStochastic-
+    -free      params                               _coordinate_free (networks)   ModifiedEquation
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from ._derive import check_order
 from ._errors import InvalidRuleError, NoStochasticModifiedEquationError, UnknownSymbolError
 from .engines.series._problem import Problem
 from .engines.stochastic import generator_series, increment_moments, one_step_operator
+from .engines.stochastic._generator import joint_params
 from .results._stochastic import StochasticModifiedEquation
 from .rules import Rule
 from .rules._stochastic import SGD, Langevin, StochasticRule
@@ -52,7 +55,10 @@ def stochastic_modified_equation(
             `bea.rules.Langevin(temperature=T)`.
         order: p >= 0.
         loss / losses: SGD takes the per-example losses E_1..E_N (`losses=[...]`, E their mean;
-            `loss=` is N = 1, plain GD); Langevin takes one loss.
+            `loss=` is N = 1, plain GD); Langevin takes one loss. With none of loss, losses, params
+            the result is coordinate-free (`CoordinateFreeStochasticModifiedEquation`: terms in E's
+            derivative tensors and the per-example gradients' cumulants Sigma, kappa_3, ..., any
+            dimension; SGD and Langevin only).
         params: the parameter symbols, in order.
         values: substitutions for hyperparameters (temperature) or loss constants.
         allow_generator: return the result even where no SDE exists (see below).
@@ -70,8 +76,13 @@ def stochastic_modified_equation(
         raise InvalidRuleError(
             f"rule must be a stochastic rule such as bea.rules.SGD() or bea.rules.Langevin(), got {rule!r}{hint}"
         )
+    if loss is None and losses is None and params is None:
+        return _coordinate_free(rule, order, values or {}, allow_generator)
     if (loss is None) == (losses is None):
-        raise UnknownSymbolError("give exactly one of loss= or losses= (per-example losses E_1..E_N for SGD)")
+        raise UnknownSymbolError(
+            "give exactly one of loss= or losses= (per-example losses E_1..E_N for SGD) with params=, "
+            "or none of loss=, losses=, params= for the coordinate-free view"
+        )
     losses = [loss] if loss is not None else list(losses)
     if isinstance(rule, Langevin) and len(losses) != 1:
         raise UnknownSymbolError(
@@ -82,17 +93,50 @@ def stochastic_modified_equation(
     rule, losses = _apply_values(rule, losses, values or {})
     problem = Problem.build(losses, list(params), reserved=rule.free_symbols)
     moments = increment_moments(rule, problem.losses, problem.params, order)
-    generator = generator_series(one_step_operator(moments, order), problem.params)
+    joint = joint_params(rule, problem.params, problem.losses)  # the parameters, then the rule's states (if any)
+    generator = generator_series(one_step_operator(moments, order), joint)
     result = StochasticModifiedEquation.from_generator(
-        rule, problem.params, problem.losses, order, generator, note=lambda l, k: _note(rule, l, k)
+        rule, joint, problem.losses, order, generator, note=lambda l, k: _note(rule, l, k)
     )
     if result.obstruction is not None and not allow_generator:
         o = result.obstruction
         alpha, c = next(iter(sorted(o.terms.items(), key=lambda item: -sum(item[0]))))
-        d = "*".join(f"d_{p}" + (f"^{k}" if k > 1 else "") for p, k in zip(problem.params, alpha) if k)
+        d = "*".join(f"d_{p}" + (f"^{k}" if k > 1 else "") for p, k in zip(joint, alpha) if k)
         raise NoStochasticModifiedEquationError(
             f"no SDE matches {rule.name} at order {o.order}: the modified generator has a differential-order-"
             f"{o.differential_order} term h^{o.order} ({sp.sstr(c)})*{d}"
+            + (f" ({o.note})" if o.note else "")
+            + f"; use order={o.order - 1}, or pass allow_generator=True for the generator series"
+        )
+    return result
+
+
+def _coordinate_free(rule, order: int, values: Mapping, allow_generator: bool):
+    """The coordinate-free view (`engines.stochastic._coordinate_free`): SGD and Langevin in any dimension."""
+    from .engines.stochastic._coordinate_free import coordinate_free_generator
+    from .engines.stochastic._network_notation import render
+    from .results._stochastic_coordinate_free import CoordinateFreeStochasticModifiedEquation
+
+    if values:
+        names = {s.name for s in rule.free_symbols}
+        unknown = sorted(str(getattr(k, "name", k)) for k in values if str(getattr(k, "name", k)) not in names)
+        if unknown:
+            raise UnknownSymbolError(
+                f"{unknown[0]} is not a hyperparameter of {rule.name} (hyperparameters: {sorted(names)}); "
+                "the coordinate-free view has no loss symbols to give values to"
+            )
+        rule = rule.bind(dict(values))
+    generator = coordinate_free_generator(rule, order)
+    result = CoordinateFreeStochasticModifiedEquation.from_generator(
+        rule, order, generator,
+        note=lambda l, k: (f"the cumulant kappa_{k} of the per-example gradients (over B^{k - 1} for a batch of B) "
+                           f"enters at order {l}") if _note(rule, l, k) else "")
+    if result.obstruction is not None and not allow_generator:
+        o = result.obstruction
+        network, c = max(o.terms.items(), key=lambda item: item[0].degree())
+        raise NoStochasticModifiedEquationError(
+            f"no SDE matches {rule.name} at order {o.order}: the modified generator has a differential-order-"
+            f"{o.differential_order} term h^{o.order} ({sp.sstr(c)}) {render(network)} : ∇^{network.degree()}"
             + (f" ({o.note})" if o.note else "")
             + f"; use order={o.order - 1}, or pass allow_generator=True for the generator series"
         )

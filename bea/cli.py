@@ -35,9 +35,18 @@ from .rules._stochastic import StochasticRule
 __all__ = ["RULES", "main"]
 
 
-def _sgd(replacement: str = "true", **options):
-    """bea.rules.SGD from the command line, where --set replacement=true|false is text."""
-    return _rules.SGD(replacement=replacement == "true", **options)
+def _with_text_options(make):
+    """A stochastic rule from the command line, where --set replacement=true|false (independent=...) is text."""
+    def build(replacement: str = "true", **options):
+        if "independent" in options:
+            options["independent"] = options["independent"] == "true"
+        return make(replacement=replacement == "true", **options)
+
+    return build
+
+
+_sgd = _with_text_options(_rules.SGD)
+_BATCH_CHOICES = {"replacement": ("true", "false")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,11 +88,32 @@ RULES: dict[str, _Entry] = {
     "sgd": _Entry(
         _sgd, "SGD on a random batch of the per-example losses, one --loss each (--set batch_size=B "
         "replacement=false); stochastic modified equation",
-        {"replacement": ("true", "false")},
+        _BATCH_CHOICES,
     ),
     "langevin": _Entry(
         _rules.Langevin, "unadjusted Langevin, theta' = theta - h grad E + sqrt(2 h T) xi (--set temperature=T); "
         "stochastic modified equation",
+    ),
+    "sgd-momentum": _Entry(
+        _with_text_options(_rules.SGDMomentum), "SGD with heavy-ball momentum on random batches, Li-Tai-E scaling "
+        "h = sqrt(eta), mu = 1 - c h (--set friction=c batch_size=B); SME of (theta, v)", _BATCH_CHOICES,
+    ),
+    "sgd-nesterov": _Entry(
+        _with_text_options(_rules.SGDNesterov), "SGD with Nesterov momentum on random batches, scaling as "
+        "sgd-momentum (--set friction=c batch_size=B); SME of (theta, v)", _BATCH_CHOICES,
+    ),
+    "rmsprop-sde": _Entry(
+        _with_text_options(_rules.RMSPropSDE), "RMSProp on random batches in Malladi et al.'s scaling h = eta^2, "
+        "1 - beta = c h (--set c=... sigma0=... eps0=...); SME of (theta, u)", _BATCH_CHOICES,
+    ),
+    "adam-sde": _Entry(
+        _with_text_options(_rules.AdamSDE), "Adam on random batches in Malladi et al.'s scaling (--set c1=... c2=... "
+        "sigma0=... eps0=...); SME of (theta, m, u)", _BATCH_CHOICES,
+    ),
+    "sam-sgd": _Entry(
+        _with_text_options(_rules.SAMSGD), "SAM on a random batch, ascent and descent on the same batch (--set "
+        "rho=... batch_size=B independent=true for separate batches); stochastic modified equation",
+        {**_BATCH_CHOICES, "independent": ("true", "false")},
     ),
     **{
         name: _Entry(lambda tableau=tableau: tableau, f"explicit Runge-Kutta map ({name}) of the gradient flow")
@@ -354,9 +384,6 @@ def _stochastic(args, entry: _Entry, default) -> str:
         if getattr(args, attribute):
             raise ParseError(f"{name} is stochastic and has no {flag} view: it derives a stochastic modified "
                              f"equation (drift and diffusion); drop {flag}")
-    if not args.loss or not args.params:
-        raise ParseError(f"{name} is stochastic: give --loss ({'one per example' if name == 'sgd' else 'once'}) and "
-                         "--params; there is no coordinate-free view of a stochastic modified equation")
     limit = MAX_STOCHASTIC_ORDER if args.max_order == MAX_SAFE_ORDER else args.max_order
     if args.order > limit:
         raise InvalidOrderError(f"--order {args.order} is above {limit} for stochastic rules: operator compositions "
@@ -364,6 +391,11 @@ def _stochastic(args, entry: _Entry, default) -> str:
     options, values = _split_assignments(entry, {f.name for f in dataclasses.fields(default)}, args.assignments)
     given = dict(options)
     rule = entry.make(**_named_like_fields(default, options))
+    if not args.loss and not args.params:
+        return _stochastic_coordinate_free(args, rule, values, limit)
+    if not args.loss or not args.params:
+        raise ParseError(f"{name} is stochastic: give --loss ({'one per example' if name == 'sgd' else 'once'}) and "
+                         "--params, or neither for the coordinate-free view (sgd, langevin)")
     params = [p for group in args.params for p in parse_symbols(group)]
     _check_assignments(given, values, params)
     losses = _losses(args, rule, params, values)
@@ -396,6 +428,32 @@ def _stochastic(args, entry: _Entry, default) -> str:
         return out
     lines = [f"rule {name}: stochastic modified equation dX = b~ dt + D~^(1/2) dW to order {sme.order} in h, "
              f"parameters {', '.join(map(str, sme.params))}", sme.text()]
+    if args.generator:
+        lines.append(sme.generator_text())
+    return "\n".join(lines)
+
+
+def _stochastic_coordinate_free(args, rule, values: dict, limit: int) -> str:
+    """`bea derive sgd|langevin` without --loss/--params: drift, diffusion and generator in grad E, Sigma, kappa_3, ..."""
+    if args.constants is not None:
+        raise ParseError("--constants is for losses (--loss); the coordinate-free view has no loss constants")
+    if not isinstance(rule, (_rules.SGD, _rules.Langevin)):
+        raise ParseError(f"{args.rule} has no coordinate-free stochastic modified equation here (sgd and langevin "
+                         "do); give --loss (one per example) and --params")
+    try:
+        sme = stochastic_modified_equation(rule, args.order, values=values, allow_generator=args.generator,
+                                           max_order=limit)
+    except NoStochasticModifiedEquationError as exc:  # name the flags, not the Python keywords
+        message = re.sub(r"use order=(\d+), or pass allow_generator=True", r"use --order \1, or pass --generator",
+                         str(exc))
+        raise NoStochasticModifiedEquationError(message) from None
+    if args.format == "json":
+        return json.dumps(sme.to_dict())
+    if args.format == "latex":
+        return sme.latex() + ("\n" + sme.generator_latex() if args.generator else "")
+    lines = [f"rule {args.rule}: stochastic modified equation dX = b~ dt + D~^(1/2) dW to order {sme.order} in h, "
+             "coordinate-free (E the mean loss, Sigma the covariance of the per-example gradients, kappa_k their "
+             "cumulants)", sme.text()]
     if args.generator:
         lines.append(sme.generator_text())
     return "\n".join(lines)
@@ -487,10 +545,14 @@ def _verify(args):
     """`bea verify`: see bea/verify/_command.py (inputs checked before any work; exit 1 when a slope is off)."""
     from .verify._command import run
 
+    if args.stochastic:
+        from .verify._stochastic_command import run_stochastic
+
+        return run_stochastic(args, RULES, _split_assignments, _Entry)
     if args.rule in RULES and isinstance(RULES[args.rule].make(), StochasticRule):
-        raise ParseError(f"bea verify fits the slopes of a deterministic modified flow; {args.rule} is stochastic: "
-                         f"derive its stochastic modified equation with bea derive {args.rule} (no Monte Carlo "
-                         "verification yet)")
+        raise ParseError(f"{args.rule} is stochastic: add --stochastic to verify its stochastic modified equation "
+                         f"on a finite-sum model (bea verify {args.rule} --stochastic --model linear-regression "
+                         f"--order 1), or derive it with bea derive {args.rule}")
     return run(args, RULES, _split_assignments, _Entry)
 
 

@@ -508,6 +508,37 @@ def test_langevin_with_a_temperature(capsys):
     assert code == 0 and json.loads(out)["diffusion"][0] == [["2*temperature"]]
 
 
+def test_sgd_coordinate_free_on_the_command_line(capsys):
+    """No --loss, no --params: Li-Tai-E's SME in any dimension, the same text, JSON and LaTeX as in Python."""
+    sme = bea.stochastic_modified_equation(bea.rules.SGD(batch_size=2), 2, allow_generator=True)
+    code, out, _ = run(capsys, "derive", "sgd", "--order", "2", "--generator", "--set", "batch_size=2")
+    assert code == 0
+    lines = out.splitlines()
+    assert "coordinate-free" in lines[0] and "\n".join(lines[1:]) == sme.text() + "\n" + sme.generator_text()
+    assert "D_1 = 1/2 Σ" in lines and "b_1 = -1/2 ∇²E ∇E" in lines
+    code, out, _ = run(capsys, "derive", "sgd", "--order", "1", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["view"].endswith("coordinate-free") and data["diffusion"][1][0]["text"] == "Σ"
+    code, out, _ = run(capsys, "derive", "langevin", "--order", "1", "--set", "temperature=1/2", "--latex")
+    assert code == 0 and r"\nabla" in out
+    code, _, err = run(capsys, "derive", "sgd", "--order", "2")
+    assert code == 2 and "κ₃ : ∇^3" in err and "use --order 1, or pass --generator" in err
+
+
+def test_new_stochastic_rules_on_the_command_line(capsys):
+    """sgd-momentum, sam-sgd, ...: the CLI derives what Python derives (text options parsed as booleans)."""
+    a = sp.Symbol("a")
+    losses = [(a - 1) ** 2 / 2, (a + 1) ** 2 / 2]
+    cases = [("sgd-momentum", ["--set", "friction=3/2"], bea.rules.SGDMomentum(friction=sp.Rational(3, 2)), 1),
+             ("sam-sgd", ["--set", "independent=true", "--set", "rho=1/10"],
+              bea.rules.SAMSGD(independent=True, rho=sp.Rational(1, 10)), 1)]
+    for name, flags, rule, order in cases:
+        code, out, _ = run(capsys, "derive", name, "--loss", "(a-1)**2/2", "--loss", "(a+1)**2/2", "--params", "a",
+                           "--order", str(order), *flags)
+        sme = bea.stochastic_modified_equation(rule, order, losses=losses, params=[a])
+        assert code == 0 and out.splitlines()[1:] == sme.text().splitlines(), name
+
+
 def test_stochastic_obstruction_names_the_flags(capsys):
     code, out, err = run(capsys, "derive", "sgd", *SGD_LOSSES, "--order", "2")
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
@@ -518,7 +549,9 @@ def test_stochastic_obstruction_names_the_flags(capsys):
     (["gd", "--loss", "a**2", "--params", "a", "--order", "1", "--stochastic"], "gd has no randomness: use sgd or langevin"),
     (["gd", "--order", "1", "--stochastic"], "gd has no randomness"),
     (["gd", "--loss", "a**2", "--params", "a", "--order", "1", "--generator"], "--generator is for stochastic rules"),
-    (["sgd", "--order", "1"], "no coordinate-free view"),
+    (["sgd-momentum", "--order", "1"], "sgd-momentum has no coordinate-free stochastic modified equation"),
+    (["sgd", "--order", "1", "--constants", "x"], "the coordinate-free view has no loss constants"),
+    (["sgd", "--params", "a", "--order", "1"], "or neither for the coordinate-free view"),
     (["langevin", "--loss", "a**2", "--order", "1"], "give --loss (once) and --params"),
     (["sgd", "--order", "1", "--trees"], "no --trees view"),
     (["sgd", *SGD_LOSSES, "--order", "1", "--modified-loss"], "no --modified-loss view"),

@@ -384,6 +384,156 @@ plt.tight_layout(); plt.show()"""),
 ]
 
 
+NOTEBOOKS["07_sgd_noise"] = [
+    ("md", """# SGD noise on an MLP: the stochastic modified equation, measured
+
+Minibatch SGD, $\\theta' = \\theta - \\frac hB \\sum_{j<B} \\nabla E_{I_j}(\\theta)$ with $B$ indices drawn uniformly with replacement,
+is described to first order in $h$ by the stochastic modified equation (Li, Tai & E, JMLR 2019, arXiv:1811.01558)
+
+$$dX = \\Big(-\\nabla E - \\tfrac h2 \\nabla^2E\\,\\nabla E\\Big)\\,dt + \\Big(\\tfrac hB\\,\\Sigma\\Big)^{1/2} dW,\\qquad
+\\Sigma = \\tfrac1N \\textstyle\\sum_i (\\nabla E_i - \\nabla E)(\\nabla E_i - \\nabla E)^\\top .$$
+
+`bea` derives it (`bea.stochastic_modified_equation`) and lowers it to JAX without a $P\\times P$ matrix
+(`bea.sgd_sde`): the noise is $\\sqrt{h/(BN)}\\sum_i (\\nabla E_i - \\nabla E)\\,dW_i$, a Brownian motion in
+*example* space pushed through one reverse-mode gradient. Here: a tanh MLP on scikit-learn's digits, SGD for several
+batch sizes, predicted (SME paths, Monte Carlo) against measured (many SGD runs) mean loss and parameter variance."""),
+    ("code", SETUP),
+    ("md", """## What bea derives: the drift is GD's modified field, the diffusion $h\\Sigma/B$
+
+On a small SymPy finite sum the exact engine gives the SME of `SGD(batch_size=2)`; its drift is the modified field of
+gradient descent, which is why `sgd_sde` lowers `bea.modified_equation(bea.rules.GD(), 1)` (coordinate-free, by
+Hessian-vector products) for the drift."""),
+    ("code", """a, b = sp.symbols("a b")
+examples = [(1, 2), (-1, 1), (2, -1)]
+losses = [(y - a * b * x) ** 2 / 2 for x, y in examples]
+sme = bea.stochastic_modified_equation(bea.rules.SGD(batch_size=2), 1, losses=losses, params=[a, b])
+gd = bea.modified_equation(bea.rules.GD(), 1, loss=sum(losses) / 3, params=[a, b])
+assert all(sp.expand(sme.drift[l] - gd.terms[l]) == sp.zeros(2, 1) for l in range(2))
+display(Math(sme.latex()))
+display(Math(bea.modified_equation(bea.rules.GD(), 1).latex()))  # coordinate-free: any loss, any dimension"""),
+    ("md", """## The model: a 16-8-10 tanh MLP on 128 digits (float64)
+
+The 8x8 images are averaged to 4x4 pixels, as in notebook 05; the per-example loss is the softmax cross-entropy."""),
+    ("code", """from jax.flatten_util import ravel_pytree
+from sklearn.datasets import load_digits
+
+digits = load_digits()
+N = 128
+images = digits.images[:N].reshape(N, 4, 2, 4, 2).mean(axis=(2, 4)).reshape(N, 16) / 16.0
+data = (jnp.asarray(images), jax.nn.one_hot(jnp.asarray(digits.target[:N]), 10))
+rng = np.random.default_rng(0)
+params0 = {"hidden": {"w": jnp.asarray(rng.normal(size=(16, 8)) / 4.0), "b": jnp.zeros(8)},
+           "out": {"w": jnp.asarray(rng.normal(size=(8, 10)) / np.sqrt(8)), "b": jnp.zeros(10)}}
+
+
+def loss(params, example):
+    x, y = example
+    z = jnp.tanh(x @ params["hidden"]["w"] + params["hidden"]["b"])
+    return -jnp.sum(y * jax.nn.log_softmax(z @ params["out"]["w"] + params["out"]["b"]))
+
+
+theta0, unravel = ravel_pytree(params0)
+mean_loss = jax.jit(lambda p: jnp.mean(jax.vmap(loss, in_axes=(None, 0))(p, data)))
+print(N, "examples,", theta0.size, "parameters, E(theta_0) =", float(mean_loss(params0)))"""),
+    ("md", """## Measured: 500 SGD runs per batch size; predicted: 160 SME paths
+
+$h = 0.2$ (about $0.2$-$0.3$ times the inverse top Hessian eigenvalue here), 40 steps. Each SGD run is a `lax.scan`,
+the runs `vmap`ped. The SME is solved by diffrax (Euler–Maruyama, Itô, steps $h/4$, one `VirtualBrownianTree` of
+dimension $N$ per path); `with_batch_size` reuses the compiled solve for every $B$."""),
+    ("code", """h, steps, batch_sizes = 0.2, 40, (2, 8, 32)
+times = h * np.arange(steps + 1)
+
+
+def sgd_runs(batch_size, key, n_runs):
+    def run(key):
+        def step(p, k):
+            batch = jax.tree_util.tree_map(lambda d: d[jax.random.randint(k, (batch_size,), 0, N)], data)
+            g = jax.grad(lambda q: jnp.mean(jax.vmap(loss, in_axes=(None, 0))(q, batch)))(p)
+            p = jax.tree_util.tree_map(lambda w, gw: w - h * gw, p, g)
+            return p, p
+        _, path = jax.lax.scan(step, params0, jax.random.split(key, steps))
+        return jax.tree_util.tree_map(lambda w0, w: jnp.concatenate([w0[None], w]), params0, path)
+    return jax.jit(jax.vmap(run))(jax.random.split(key, n_runs))
+
+
+@jax.jit
+def statistics(paths):
+    \"\"\"Mean loss, total parameter variance sum_j Var(theta_j), and their standard errors, at every time.\"\"\"
+    flat = jax.vmap(jax.vmap(lambda p: ravel_pytree(p)[0]))(paths)
+    losses = jax.vmap(jax.vmap(mean_loss))(paths)
+    spread = jnp.sum((flat - flat.mean(axis=0)) ** 2, axis=-1)
+    n = losses.shape[0]
+    return dict(loss=losses.mean(0), loss_se=losses.std(0) / jnp.sqrt(n), var=spread.mean(0),
+                var_se=spread.std(0) / jnp.sqrt(n), mean=jax.tree_util.tree_map(lambda w: w.mean(0), paths))
+
+
+sde = bea.sgd_sde(loss, data, batch_size=batch_sizes[0])
+measured, predicted = {}, {}
+for B in batch_sizes:
+    measured[B] = statistics(sgd_runs(B, jax.random.PRNGKey(B), 500))
+    paths = sde.with_batch_size(B).sample_paths(params0, h, times, key=jax.random.PRNGKey(100 + B), n_paths=160, dt0=h / 4)
+    predicted[B] = statistics(paths)
+gd_path = bea.iterate(bea.rules.GD(), lambda th: mean_loss(unravel(th)), theta0, h, steps)
+gd_loss = np.asarray(jax.vmap(lambda th: mean_loss(unravel(th)))(gd_path))
+for B in batch_sizes:
+    m, p = measured[B], predicted[B]
+    print(f"B = {B:2d}: at t = {times[-1]:.0f} loss {m['loss'][-1]:.4f} (SGD) {p['loss'][-1]:.4f} (SME) {gd_loss[-1]:.4f} (GD); "
+          f"parameter variance {m['var'][-1]:.4f} (SGD) {p['var'][-1]:.4f} (SME)")
+    # within the Monte Carlo error (5 combined standard errors) at every time
+    for key in ("loss", "var"):
+        gap = np.abs(np.asarray(m[key] - p[key]))[1:]
+        assert np.all(gap < 5 * np.hypot(m[key + "_se"], p[key + "_se"])[1:]), (B, key)"""),
+    ("md", """The noise raises the mean loss above gradient descent's by $O(h/B)$, and the parameters spread as $h\\,t/B$ at
+first. Bands: $\\pm 2$ Monte Carlo standard errors."""),
+    ("code", """fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+for B, color in zip(batch_sizes, ["C0", "C1", "C2"]):
+    m, p = measured[B], predicted[B]
+    for ax, key, offset in [(axes[0], "loss", gd_loss), (axes[1], "var", 0.0)]:
+        for stats, style, label in [(m, "-", "SGD"), (p, "--", "SME")]:
+            mid, se = (np.asarray(stats[key]) - offset)[1:], np.asarray(stats[key + "_se"])[1:]  # t > 0
+            ax.plot(times[1:], mid, style, color=color, label=f"{label}, B = {B}")
+            ax.fill_between(times[1:], mid - 2 * se, mid + 2 * se, color=color, alpha=0.2)
+axes[0].set_ylabel("E[E(theta_t)] - E(theta_t^GD)"); axes[0].set_title("excess mean loss over GD")
+axes[1].set_ylabel("sum_j Var(theta_j)"); axes[1].set_yscale("log"); axes[1].set_title("parameter variance")
+for ax in axes:
+    ax.set_xlabel("time t = n h"); ax.legend(fontsize=7, ncol=3)
+plt.tight_layout(); plt.show()"""),
+    ("md", """## The noise-driven implicit regularizer next to IGR's
+
+Smith, Dherin, Barrett & De (*On the origin of implicit regularization in stochastic gradient descent*, ICLR 2021,
+arXiv:2101.12176) show that with random shuffling the mean SGD iterate follows the modified loss
+$E + \\frac h4 |\\nabla E|^2 + \\frac{h}{4B}\\frac{N-B}{N-1}\\,\\frac1N\\sum_i |\\nabla E_i - \\nabla E|^2$: gradient descent's
+implicit gradient regularizer (Barrett & Dherin, arXiv:2009.11162) plus a term in the trace of $\\Sigma$. With batches
+drawn with replacement, as here, the factor $\\frac{N-B}{N-1}$ is 1 (`sde.implicit_regularizers`). Along the mean SGD
+iterate the noise term is the larger by far for small batches; it is also close to the excess loss above:
+near equilibrium the SME's stationary covariance $C$ solves $\\nabla^2E\\,C + C\\,\\nabla^2E = h\\Sigma/B$, so the mean
+loss exceeds $E$ by $\\frac12 \\mathrm{tr}(\\nabla^2E\\,C) = \\frac h{4B}\\mathrm{tr}\\,\\Sigma$."""),
+    ("code", """fig, ax = plt.subplots(figsize=(6.5, 4.2))
+for B, color in zip(batch_sizes, ["C0", "C1", "C2"]):
+    regularizers = jax.jit(jax.vmap(lambda p, B=B: sde.with_batch_size(B).implicit_regularizers(p, h)))
+    igr, noise = (np.asarray(r) for r in regularizers(measured[B]["mean"]))
+    ax.semilogy(times, noise, "-", color=color, label=f"(h/4B) tr Sigma, B = {B}")
+    excess = (np.asarray(measured[B]["loss"]) - gd_loss)[1:]  # 0 at t = 0
+    ax.semilogy(times[1:], excess, ":", color=color, label=f"excess loss of SGD over GD, B = {B}")
+    assert np.all(noise > igr)
+ax.semilogy(times, igr, "k--", label="(h/4) |grad E|^2 (IGR)")
+ax.set_xlabel("time t = n h"); ax.set_title("implicit regularizers along the mean SGD iterate"); ax.legend(fontsize=7)
+plt.show()"""),
+    ("md", """## Local weak error slopes
+
+One SGD step against the SME over time $h$, exactly (no Monte Carlo): `bea.verify.weak_local_error` averages the
+test function over all batches and applies $\\exp(h\\tilde L)$ to it on a small finite sum (Barrett & Dherin's
+two-parameter model with three data points). Truncating after $h^p$ leaves a local weak error $O(h^{p+2})$."""),
+    ("code", """fig, ax = plt.subplots(figsize=(6, 4.2))
+for p in (0, 1):
+    r = bea.verify.weak_local_error(bea.rules.SGD(batch_size=2), p, model="two-param-sum")
+    print(f"p = {p}: slopes", {name: round(s, 3) for name, s in r.slopes.items()}, "expected", r.expected)
+    assert r.passes()
+    dict(r.sweeps)["E"].plot(ax, label=f"phi = E, p = {p}")
+ax.set_title("local weak error of SGD's SME (exact)"); ax.legend(fontsize=7); plt.show()"""),
+]
+
+
 def build(name: str, cells) -> None:
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

@@ -20,7 +20,10 @@ from ._gradient import EGR, GD, SAM, FiniteDifferenceGR
 from ._memory import Adam, CustomMemoryRule, HeavyBall, MemoryRule, Nesterov, RMSProp, memory_rule
 from ._operations import dot, norm, sqrt
 from ._runge_kutta import EULER, HEUN, MIDPOINT, RK4, TABLEAUS, RungeKutta
-from ._stochastic import SGD, Langevin, NoiseLaw, StochasticRule
+from ._stochastic import SGD, BatchOracle, Langevin, NoiseLaw, StochasticRule
+from ._stochastic_batch import SAMSGD, Minibatch, minibatch
+from ._stochastic_custom import CustomStochasticRule, stochastic_rule
+from ._stochastic_memory import AdamSDE, RMSPropSDE, SGDMomentum, SGDNesterov
 
 __all__ = [
     "AlternatingGD",
@@ -59,4 +62,14 @@ __all__ = [
     "Langevin",
     "NoiseLaw",
     "StochasticRule",
+    "BatchOracle",
+    "Minibatch",
+    "minibatch",
+    "SAMSGD",
+    "CustomStochasticRule",
+    "stochastic_rule",
+    "SGDMomentum",
+    "SGDNesterov",
+    "RMSPropSDE",
+    "AdamSDE",
 ]

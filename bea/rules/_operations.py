@@ -16,6 +16,8 @@ what such code computes, and `dot`/`norm` carry them as scalar invariants
 
 from __future__ import annotations
 
+import sympy as sp
+
 __all__ = ["dot", "norm", "sqrt"]
 
 
@@ -27,6 +29,8 @@ def sqrt(x):
     """Element-wise principal square root on arrays and on the engine's series alike."""
     if _is_series(x):
         return x.sqrt()
+    if isinstance(x, sp.Basic):  # an exact scalar in a step (sqrt(2 h T)): stays exact
+        return sp.sqrt(x)
     import jax.numpy as jnp
 
     return jnp.sqrt(x)

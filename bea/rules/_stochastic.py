@@ -22,7 +22,7 @@ import itertools
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import sympy as sp
 
@@ -46,10 +46,27 @@ class NoiseLaw:
 
 @dataclasses.dataclass(frozen=True)
 class StochasticRule(Rule):
-    """Base class of stochastic rules: `step(theta, grad, h, noise)`, `law`, `sample`."""
+    """Base class of stochastic rules: `step(theta, grad, h, noise)`, `law`, `sample`.
+
+    A rule with state (momentum, moving averages) names its states in `state_names` and defines
+    `update(theta, state, grad, h, noise) -> (theta', state')`, each state shaped like theta: a
+    Markov chain on (theta, state), whose SME is an SDE for the joint vector (parameters
+    `{name}_{param}` for the states, see `bea.engines.stochastic.joint_params`).
+    """
+
+    #: Names of the state vectors (empty: a rule on theta alone).
+    state_names: ClassVar[tuple[str, ...]] = ()
 
     def step(self, theta, grad, h, noise=None):  # pragma: no cover - interface
         raise NotImplementedError
+
+    def update(self, theta, state, grad, h, noise=None):
+        """(theta', state'): one step of a rule with state; a stateless rule's is (step(...), ())."""
+        return self.step(theta, grad, h, noise), ()
+
+    def init_state(self, theta) -> tuple:
+        """The state at the first step (zeros, as in every optimizer library)."""
+        return tuple(0 * theta for _ in self.state_names)
 
     def law(self, n_losses: int, dim: int) -> NoiseLaw:  # pragma: no cover - interface
         """The exact law of the draw for `n_losses` losses in `dim` parameters."""
@@ -66,12 +83,14 @@ class StochasticRule(Rule):
         )
 
     def iterate(self, losses, theta0, h: float, steps: int, key, *, params: Sequence[sp.Symbol] | None = None,
-                values: dict | None = None):
-        """Iterates theta_0..theta_steps on arrays, shape (steps+1, dim), with actual draws from `key`.
+                values: dict | None = None, state0=None):
+        """Iterates on arrays with actual draws from `key`: shape (steps+1, dim), or (steps+1, dim * (1 + m))
+        for a rule with m states, the row (theta, state_1, ..., state_m) as in the SME's parameters.
 
         `losses`: one loss or a list of per-example losses, JAX functions of the parameter vector or
-        SymPy expressions in `params`. The step is the very function the engine averages exactly.
-        A plain Python loop (not jitted): for checks on small problems.
+        SymPy expressions in `params`. `state0`: the initial states (default `init_state`, zeros).
+        The step is the very function the engine averages exactly. A plain Python loop (not
+        jitted): for checks on small problems.
         """
         import jax
         import jax.numpy as jnp
@@ -89,11 +108,15 @@ class StochasticRule(Rule):
         rule = self.numeric(h, values)
         grad = _ArrayOracle(fns)
         theta = jnp.asarray(theta0, dtype=jnp.float64)
-        out = [theta]
+        state = rule.init_state(theta) if state0 is None else tuple(jnp.asarray(v, dtype=jnp.float64) for v in state0)
+        if len(state) != len(self.state_names):
+            raise UnsupportedError(f"{self.name} has {len(self.state_names)} state(s) {self.state_names}, "
+                                   f"state0 gives {len(state)}")
+        out = [jnp.concatenate([theta, *state])]
         for _ in range(steps):
             key, sub = jax.random.split(key)
-            theta = rule.step(theta, grad, h, rule.sample(sub, len(fns), theta.shape[0]))
-            out.append(theta)
+            theta, state = rule.update(theta, state, grad, h, rule.sample(sub, len(fns), theta.shape[0]))
+            out.append(jnp.concatenate([theta, *state]))
         return jnp.stack(out)
 
 
@@ -105,6 +128,7 @@ class _ArrayOracle:
 
         self._losses = losses
         mean = (lambda t: sum(f(t) for f in losses) / len(losses)) if index is None else losses[index]
+        self._mean = mean
         self._grad = jax.grad(mean)
 
     def __getitem__(self, k):
@@ -114,6 +138,83 @@ class _ArrayOracle:
 
     def __call__(self, x):
         return self._grad(x)
+
+    def value(self, x):
+        return self._mean(x)
+
+    def hvp(self, x, v):
+        import jax
+
+        return jax.jvp(self._grad, (x,), (v,))[1]
+
+
+class BatchOracle:
+    """The gradient oracle of one drawn batch: grad(x) the batch-mean gradient, grad[j] the j-th drawn
+    example's, grad.full the mean over all N losses; value and hvp batch means. Works on the engine's
+    exact vectors and on arrays alike (it only combines the per-example oracles it wraps)."""
+
+    def __init__(self, oracle, batch):
+        self._oracle, self.batch = oracle, tuple(batch)
+
+    @property
+    def full(self):
+        """The oracle of the mean loss E = (1/N) sum_i E_i."""
+        return self._oracle
+
+    def __getitem__(self, j):
+        if not 0 <= j < len(self.batch):
+            raise IndexError(f"the rule asked for example {j} of a batch of {len(self.batch)}")
+        return self._oracle[self.batch[j]]
+
+    def _mean(self, fn):
+        total = fn(self._oracle[self.batch[0]])
+        for i in self.batch[1:]:
+            total = total + fn(self._oracle[i])
+        return total / len(self.batch)
+
+    def __call__(self, x):
+        return self._mean(lambda o: o(x))
+
+    def value(self, x):
+        return self._mean(lambda o: o.value(x))
+
+    def hvp(self, x, v):
+        return self._mean(lambda o: o.hvp(x, v))
+
+
+def batch_law(batch_size: int, replacement: bool, n_losses: int, name: str) -> list:
+    """The batches a step draws: the N^B ordered tuples (with replacement) or the C(N, B) subsets (without)."""
+    if replacement:
+        return list(itertools.product(range(n_losses), repeat=batch_size))
+    if batch_size > n_losses:
+        raise InvalidHyperparameterError(
+            f"batch_size {batch_size} of {name} is larger than the {n_losses} losses given, which sampling without "
+            "replacement cannot draw; lower batch_size or pass replacement=True"
+        )
+    return list(itertools.combinations(range(n_losses), batch_size))
+
+
+def sample_batch(key, batch_size: int, replacement: bool, n_losses: int) -> tuple:
+    """One batch of loss indices drawn from `key`, as `batch_law` describes."""
+    import jax
+
+    return tuple(int(i) for i in jax.random.choice(key, n_losses, (batch_size,), replace=replacement))
+
+
+def check_batch(name: str, batch_size, replacement) -> None:
+    """`InvalidHyperparameterError` unless batch_size is a positive integer and replacement a bool."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise InvalidHyperparameterError(
+            f"batch_size of {name} must be a positive integer, got {batch_size!r} "
+            "(batch_size=2; --set batch_size=2 on the command line)"
+        )
+    if not isinstance(replacement, bool):
+        raise InvalidHyperparameterError(f"replacement of {name} must be True or False, got {replacement!r}")
+
+
+def root(x):
+    """sqrt of a scalar: exact for SymPy input (the engine's h = s^2 gives s), float otherwise."""
+    return sp.sqrt(x) if isinstance(x, sp.Basic) else math.sqrt(x)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,38 +235,20 @@ class SGD(StochasticRule):
     name = "sgd"
 
     def validate(self):
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, numbers.Integral) or self.batch_size < 1:
-            raise InvalidHyperparameterError(
-                f"batch_size of sgd must be a positive integer, got {self.batch_size!r} "
-                "(SGD(batch_size=2); --set batch_size=2 on the command line)"
-            )
-        if not isinstance(self.replacement, bool):
-            raise InvalidHyperparameterError(f"replacement of sgd must be True or False, got {self.replacement!r}")
+        check_batch(self.name, self.batch_size, self.replacement)
 
     def step(self, theta, grad, h, noise=None):
         if noise is None:
             self._deterministic()
-        return theta - h * sum((grad[i](theta) for i in noise[1:]), grad[noise[0]](theta)) / len(noise)
+        return theta - h * BatchOracle(grad, noise)(theta)
 
     def law(self, n_losses: int, dim: int) -> NoiseLaw:
-        b = self.batch_size
-        if self.replacement:
-            batches = list(itertools.product(range(n_losses), repeat=b))
-        else:
-            if b > n_losses:
-                raise InvalidHyperparameterError(
-                    f"batch_size {b} is larger than the {n_losses} losses given, which sampling without replacement "
-                    "cannot draw; lower batch_size or pass replacement=True"
-                )
-            batches = list(itertools.combinations(range(n_losses), b))
+        batches = batch_law(self.batch_size, self.replacement, n_losses, self.name)
         p = sp.Rational(1, len(batches))
         return NoiseLaw(tuple((p, batch) for batch in batches))
 
     def sample(self, key, n_losses: int, dim: int):
-        import jax
-
-        draw = jax.random.choice(key, n_losses, (self.batch_size,), replace=self.replacement)
-        return tuple(int(i) for i in draw)
+        return sample_batch(key, self.batch_size, self.replacement, n_losses)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,9 +275,7 @@ class Langevin(StochasticRule):
     def step(self, theta, grad, h, noise=None):
         if noise is None:
             self._deterministic()
-        scale = 2 * h * self.temperature
-        root = sp.sqrt(scale) if isinstance(scale, sp.Basic) else math.sqrt(scale)
-        return theta - h * grad(theta) + root * noise
+        return theta - h * grad(theta) + root(2 * h * self.temperature) * noise
 
     def law(self, n_losses: int, dim: int) -> NoiseLaw:
         xi = sp.symbols(f"xi_1:{dim + 1}", cls=sp.Dummy, real=True)  # never equal to a user's symbol

@@ -8,8 +8,13 @@ error; `SweepResult.passes(tolerance)` compares it with the expected order.
 from ._checks import VerificationError
 from ._flow import flow_solver, modified_field, vanishing_terms
 from ._models import MODELS, Model, model
+from ._monte_carlo import monte_carlo_weak_error
 from ._parallel import local_error_grid
+from ._stochastic_models import STOCHASTIC_MODELS, FiniteSumModel, stochastic_model
 from ._sweep import TOLERANCE, SweepResult, global_error, local_error
+from ._weak_global import weak_global_error
+from ._weak_local import weak_local_error
+from ._weak_result import WeakErrorResult
 
 __all__ = [
     "MODELS",
@@ -17,11 +22,18 @@ __all__ = [
     "Model",
     "SweepResult",
     "VerificationError",
+    "FiniteSumModel",
+    "STOCHASTIC_MODELS",
+    "WeakErrorResult",
     "flow_solver",
     "global_error",
     "local_error",
     "local_error_grid",
     "model",
     "modified_field",
+    "monte_carlo_weak_error",
+    "stochastic_model",
     "vanishing_terms",
+    "weak_global_error",
+    "weak_local_error",
 ]

@@ -22,6 +22,7 @@ import warnings
 from .._errors import ParseError
 from ._checks import check_compatible, check_order, check_step_sizes, check_time, check_values
 from ._models import MODELS, Model, summary
+from ._stochastic_models import STOCHASTIC_MODELS
 from ._sweep import TOLERANCE, global_step_sizes
 
 __all__ = ["DEFAULT_STEP_SIZES", "Outcome", "add_parser", "run"]
@@ -36,8 +37,10 @@ _VERIFY_HELP = {
     "sgd-steps": "n SGD steps, one per batch loss of the model, time n h (--model mlp-2-batches)",
     "simultaneous-gd": "two-player game, simultaneous steps (--model bilinear-game; --set ratio=...)",
     "alternating-gd": "two-player game, player 1 then player 2 (--model bilinear-game; --set ratio=...)",
-    "sgd": "(not verifiable here yet: a stochastic rule; use bea derive sgd for its modified SDE)",
-    "langevin": "(not verifiable here yet: a stochastic rule; use bea derive langevin for its modified SDE)",
+    "sgd": "SGD on random batches: weak errors of its modified SDE (--stochastic --model linear-regression; "
+           "--set batch_size=2)",
+    "langevin": "unadjusted Langevin: weak errors of its modified SDE (--stochastic --model linear-regression; "
+                "--set temperature=0.1)",
 }
 
 
@@ -85,8 +88,9 @@ def add_parser(sub, rules: dict, handler) -> argparse.ArgumentParser:
                         "needs one")
     verify.add_argument("--h", metavar="H1,H2,...",
                         help="at least 3 distinct step sizes > 0 (default: " + ",".join(map(str, DEFAULT_STEP_SIZES)) + ")")
-    verify.add_argument("--time", type=float, default=DEFAULT_TIME, metavar="T",
-                        help=f"time span of the global error, at least 4 times the largest step (default {DEFAULT_TIME})")
+    verify.add_argument("--time", type=float, default=None, metavar="T",
+                        help=f"time span of the global error, at least 4 times the largest step (default {DEFAULT_TIME}; "
+                        "with --stochastic 16 times the largest step)")
     verify.add_argument("--local-only", action="store_true", help="skip the global error")
     verify.add_argument("--tolerance", type=float, default=TOLERANCE, metavar="TOL",
                         help=f"largest accepted |fitted - expected slope| before exiting with status 1 (default {TOLERANCE})")
@@ -94,6 +98,17 @@ def add_parser(sub, rules: dict, handler) -> argparse.ArgumentParser:
                         help="write the log-log figure (errors, fitted lines, reference slopes); .png, .pdf, .svg, ...")
     verify.add_argument("--json", dest="format", action="store_const", const="json", default="text",
                         help="one JSON object")
+    stochastic = verify.add_argument_group(
+        "stochastic rules (sgd, langevin)",
+        "weak errors of the stochastic modified equation on a finite-sum model (" + ", ".join(STOCHASTIC_MODELS)
+        + "): the exact local weak error (expected P+2), the exact global weak error on linear-regression "
+        "(P+1), and with --monte-carlo the Monte Carlo global weak error (P+1); see docs/guide/verification.md")
+    stochastic.add_argument("--stochastic", action="store_true",
+                            help="verify the stochastic modified equation of sgd or langevin")
+    stochastic.add_argument("--monte-carlo", action="store_true", dest="monte_carlo",
+                            help="also the Monte Carlo global weak error (points dominated by noise are flagged)")
+    stochastic.add_argument("--paths", type=int, default=None, metavar="N",
+                            help="Monte Carlo paths per side and step size (default 4096)")
     verify.set_defaults(handler=handler)
     return verify
 
@@ -243,8 +258,11 @@ def run(args, rules: dict, split_assignments, entry_type) -> Outcome:
     jax.config.update("jax_enable_x64", True)  # verification is float64 work
     require_x64("bea verify")
     # Cheap checks first: none of them derives, iterates or builds a model.
+    if getattr(args, "monte_carlo", False) or getattr(args, "paths", None) is not None:
+        raise ParseError("--monte-carlo and --paths are for stochastic rules: add --stochastic (bea verify sgd "
+                         "--stochastic ...)")
     step_sizes = _step_sizes(args.h)
-    time = None if args.local_only else check_time(args.time, name="--time")
+    time = None if args.local_only else check_time(DEFAULT_TIME if args.time is None else args.time, name="--time")
     if time is not None:
         global_step_sizes(step_sizes, time, name="--h", time_name="--time")
     if not math.isfinite(args.tolerance) or args.tolerance < 0:

@@ -38,15 +38,18 @@ from math import factorial, prod
 
 import sympy as sp
 
-from ..._errors import InconsistentRuleError
+from ..._errors import InconsistentRuleError, UnknownSymbolError, UnsupportedError
 
 __all__ = [
     "Operator",
     "ExpressionOracle",
+    "Vector",
+    "VectorOracle",
     "apply",
     "compose",
     "generator_series",
     "increment_moments",
+    "joint_params",
     "one_step_operator",
 ]
 
@@ -140,6 +143,153 @@ class ExpressionOracle:
         return sp.ImmutableMatrix(hess.xreplace(dict(zip(self._params, x))) * sp.Matrix(v))
 
 
+class Vector:
+    """A parameter-shaped vector of exact SymPy scalars with element-wise arithmetic, as JAX arrays have.
+
+    The engine runs a stochastic rule's step on these (and the same step runs on JAX arrays in
+    `iterate`), so that `g * g`, `v / sqrt(u)` and `2 * theta` mean what they mean on arrays;
+    `u @ v` is the inner product. It has the `algebra` attribute the engine's series have, so
+    `bea.rules.sqrt`/`dot` and `call_step` treat it as the engine's exact input, not an array.
+    """
+
+    __slots__ = ("entries",)
+    algebra = None  # marks the engine's input for bea.rules.sqrt / dot / call_step
+
+    def __init__(self, entries):
+        self.entries = tuple(sp.sympify(e) for e in entries)
+
+    @classmethod
+    def coerce(cls, x):
+        return x if isinstance(x, Vector) else cls(list(x))
+
+    def _other(self, other):
+        if isinstance(other, Vector):
+            if len(other.entries) != len(self.entries):
+                raise ValueError(f"vectors of lengths {len(self.entries)} and {len(other.entries)} do not combine")
+            return other.entries
+        if isinstance(other, sp.MatrixBase):
+            return self._other(Vector(list(other)))
+        if isinstance(other, (list, tuple)):
+            return self._other(Vector(other))
+        return (sp.sympify(other),) * len(self.entries)
+
+    def _map2(self, other, fn):
+        return Vector([fn(x, y) for x, y in zip(self.entries, self._other(other))])
+
+    def __add__(self, other):
+        return self._map2(other, lambda x, y: x + y)
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        return self._map2(other, lambda x, y: x - y)
+
+    def __rsub__(self, other):
+        return self._map2(other, lambda x, y: y - x)
+
+    def __mul__(self, other):
+        return self._map2(other, lambda x, y: x * y)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        return self._map2(other, lambda x, y: x / y)
+
+    def __rtruediv__(self, other):
+        return self._map2(other, lambda x, y: y / x)
+
+    def __pow__(self, other):
+        return self._map2(other, lambda x, y: x**y)
+
+    def __neg__(self):
+        return Vector([-x for x in self.entries])
+
+    def __pos__(self):
+        return self
+
+    def __matmul__(self, other):
+        return sp.Add(*[x * y for x, y in zip(self.entries, self._other(other))])
+
+    __rmatmul__ = __matmul__
+
+    def sqrt(self):
+        """Element-wise principal square root (what bea.rules.sqrt calls)."""
+        return Vector([sp.sqrt(x) for x in self.entries])
+
+    def __len__(self):
+        return len(self.entries)
+
+    def __iter__(self):
+        return iter(self.entries)
+
+    def __getitem__(self, i):
+        return self.entries[i]
+
+    def __repr__(self):
+        return f"Vector({list(self.entries)})"
+
+
+class VectorOracle:
+    """`ExpressionOracle` on `Vector`s: grad(x), grad[k](x), grad.value(x), grad.hvp(x, v) as a step expects."""
+
+    def __init__(self, oracle: ExpressionOracle):
+        self._oracle = oracle
+
+    @property
+    def n_losses(self) -> int:
+        return self._oracle.n_losses
+
+    def __getitem__(self, k: int) -> VectorOracle:
+        return VectorOracle(self._oracle[k])
+
+    def __call__(self, x):
+        return Vector(list(self._oracle(Vector.coerce(x))))
+
+    def value(self, x):
+        return self._oracle.value(Vector.coerce(x))
+
+    def hvp(self, x, v):
+        return Vector(list(self._oracle.hvp(Vector.coerce(x), list(Vector.coerce(v)))))
+
+
+def joint_params(rule, params: Sequence[sp.Symbol], losses: Sequence[sp.Expr] = ()) -> tuple[sp.Symbol, ...]:
+    """The parameters followed by the rule's state symbols, `{name}_{param}` per state (v_a, v_b, ...).
+
+    A random rule with state is a Markov chain on (theta, state): its SME is an SDE for the
+    joint vector. The losses do not depend on the state; a loss symbol with a state's name is refused.
+    """
+    names = tuple(getattr(rule, "state_names", ()) or ())
+    state = tuple(sp.Symbol(f"{name}_{p.name}", real=True) for name in names for p in params)
+    taken = {s.name for loss in losses for s in sp.sympify(loss).free_symbols} | {p.name for p in params}
+    clash = sorted({s.name for s in state} & taken)
+    if clash:
+        raise UnknownSymbolError(
+            f"{', '.join(clash)} names a state of {rule.name} (state symbols are {{state}}_{{param}}); rename that "
+            "symbol in the losses or parameters"
+        )
+    return tuple(params) + state
+
+
+def _vectors(noise):
+    """The draw with every SymPy matrix turned into a `Vector` (element-wise arithmetic, as on arrays)."""
+    if isinstance(noise, sp.MatrixBase):
+        return Vector(list(noise))
+    if isinstance(noise, tuple):
+        return tuple(_vectors(n) for n in noise)
+    return noise
+
+
+#: The scaling the engine assumes, quoted by its errors.
+SCALING = ("increments O(h) in mean and O(sqrt h) in fluctuation (theta' = theta + h b + sqrt(h) sigma xi + ..., "
+           "the SGD and Langevin scaling)")
+
+
+def _state_advice(rule) -> str:
+    return ("a random rule with state is an SDE for (theta, state) only if the state also moves O(h) per step: scale "
+            "its decay with the step, 1 - beta = c h (Li, Tai & E's scaling for momentum: bea.rules.SGDMomentum; "
+            "Malladi et al.'s for RMSProp and Adam, time h = eta^2 per step: bea.rules.RMSPropSDE, bea.rules.AdamSDE)")
+
+
 def _series_in(expr: sp.Expr, s: sp.Symbol, degree: int) -> list[sp.Expr]:
     """Coefficients of s^0..s^degree of expr (exact Taylor coefficients if expr is not a polynomial in s)."""
     expr = sp.expand(expr)
@@ -179,20 +329,29 @@ def increment_moments(rule, losses, params, order: int):
 
     Returns {alpha: [m_0, m_1, ..., m_{order+1}]} (coefficients of h^k). The step runs on exact
     SymPy input with h = s^2 (s = sqrt(h)), once per outcome of the rule's law; odd powers of s
-    must cancel in the mean (a Gaussian increment of size sqrt(h)) and are checked to.
+    must cancel in the mean (a Gaussian increment of size sqrt(h)) and are checked to. A rule with
+    state (`state_names`) runs `update(theta, state, grad, h, noise)` and Delta is the increment of
+    the joint vector (theta, state), in the order of `joint_params`.
     """
-    dim = len(params)
     s = sp.Dummy("s", positive=True)
     top = 2 * (order + 1)  # s-degree kept: h^(order+1)
-    theta = sp.ImmutableMatrix(params)
-    law = rule.law(len(losses), dim)
-    oracle = ExpressionOracle(losses, params)
+    names = joint_params(rule, params, losses)
+    dim = len(names)
+    n_states = len(getattr(rule, "state_names", ()) or ())
+    theta = Vector(params)
+    state = tuple(Vector(names[len(params) * (i + 1): len(params) * (i + 2)]) for i in range(n_states))
+    law = rule.law(len(losses), len(params))
+    oracle = VectorOracle(ExpressionOracle(losses, params))
     increments = []
     for probability, noise in law.outcomes:
-        delta = sp.Matrix(rule.step(theta, oracle, s**2, noise)) - sp.Matrix(theta)
+        new_theta, new_state = _run(rule, theta, state, oracle, s**2, _vectors(noise))
+        delta = [x - p for x, p in zip([*new_theta, *(x for v in new_state for x in v)], names)]
+        if len(delta) != dim:
+            raise InconsistentRuleError(
+                f"{rule.name}'s step returned {len(delta)} components for the {dim} of (theta, state) {list(names)}"
+            )
         series = [_series_in(component, s, top) for component in delta]
-        if any(c[0] != 0 for c in series):
-            raise InconsistentRuleError(f"{rule.name}'s step does not tend to theta as h -> 0; no generator matches it")
+        _check_scaling(rule, names, len(params), series, law.gaussians)
         increments.append((probability, series))
     valuation = min(
         (k for _, series in increments for c in series for k in range(1, top + 1) if c[k] != 0), default=top + 1
@@ -216,11 +375,75 @@ def increment_moments(rule, losses, params, order: int):
         coeffs = [tidy(c) for c in coeffs]
         odd = [k for k in range(1, top + 1, 2) if coeffs[k] != 0]
         if odd:
+            monomial = "*".join(f"d{p}" + (f"^{k}" if k > 1 else "") for p, k in zip(names, alpha) if k)
+            if odd[0] == 1:
+                why = f"a mean increment of size sqrt(h), but the engine assumes {SCALING}"
+            else:
+                why = ("a fluctuation of size sqrt(h) with non-zero odd moments, a skewed noise: the weak expansion "
+                       "goes in powers of sqrt(h), and no SDE series in h matches it beyond order "
+                       f"{(odd[0] - 3) // 2}; use order={(odd[0] - 3) // 2}, or a symmetric noise")
             raise InconsistentRuleError(
-                f"E[Delta^{alpha}] of {rule.name} has a term in h^{odd[0]}/2: the one-step law is not a series in h"
+                f"E[{monomial}] of {rule.name}'s step has a term in h^{odd[0]}/2: the one-step law is not a series "
+                f"in h ({why})"
             )
         out[alpha] = [coeffs[2 * k] for k in range(order + 2)]
     return out
+
+
+def _run(rule, theta, state, oracle, h, noise):
+    """(theta', state') of one step; a stateless rule's `step` gives theta' and no state."""
+    if getattr(rule, "state_names", ()):
+        new_theta, new_state = rule.update(theta, state, oracle, h, noise)
+    else:
+        new_theta, new_state = rule.step(theta, oracle, h, noise), ()
+    return _exact(new_theta), tuple(_exact(v) for v in new_state)
+
+
+def _exact(vector) -> Vector:
+    """A step's output as a Vector, a float it wrote (x ** 0.5) as the exact decimal it denotes, as `bea.rules.exact`."""
+    entries = []
+    for e in Vector.coerce(vector):
+        floats = e.atoms(sp.Float)
+        entries.append(e.xreplace({f: sp.Rational(str(f)) for f in floats}) if floats else e)
+    return Vector(entries)
+
+
+def _check_scaling(rule, names, n_params, series, gaussians) -> None:
+    """Refuse steps the engine cannot take moments of, or that do not vanish as h -> 0, naming what is assumed."""
+    for name, coeffs in zip(names, series):
+        if any(c.has(sp.zoo, sp.oo, -sp.oo, sp.nan) for c in coeffs):
+            raise InconsistentRuleError(
+                f"{rule.name}'s step is not a power series in sqrt(h) in {name} (a fractional power such as h^(1/4), "
+                f"or a division by a vanishing term); the engine assumes {SCALING}"
+            )
+        for c in coeffs:
+            if gaussians and c.has(*gaussians) and not c.is_polynomial(*gaussians):
+                raise UnsupportedError(
+                    f"{rule.name}'s step uses a Gaussian draw through {_non_polynomial(c, gaussians)}, which the engine "
+                    "cannot take exact moments of: it averages finite mixtures of batches and standard Gaussian draws "
+                    "that enter polynomially order by order in sqrt(h) (xi, xi**2, sqrt(2*h*T)*xi, exp(sqrt(h)*xi)); "
+                    "write the draw's effect as such"
+                )
+    moved = [(name, coeffs[0]) for name, coeffs in zip(names, series) if coeffs[0] != 0]
+    if moved:
+        name, c = moved[0]
+        if names.index(name) >= n_params:
+            raise InconsistentRuleError(
+                f"{rule.name}'s state {name} moves by {sp.sstr(c)} per step as h -> 0, not O(h): " + _state_advice(rule)
+            )
+        raise InconsistentRuleError(
+            f"{rule.name}'s step moves {name} by {sp.sstr(c)} as h -> 0 (a noise or update that does not vanish "
+            f"with h), so no generator matches it: the engine assumes {SCALING}; scale the noise with sqrt(h)"
+        )
+
+
+def _non_polynomial(expr, gaussians) -> str:
+    for node in sp.preorder_traversal(expr):
+        if isinstance(node, sp.Basic) and node.has(*gaussians) and not node.is_Symbol and \
+                not isinstance(node, (sp.Add, sp.Mul)) and not (isinstance(node, sp.Pow) and node.exp.is_Integer
+                                                                and node.exp > 0):
+            return sp.sstr(node)
+    return sp.sstr(expr)
 
 
 def _multi_indices(dim: int, degree: int):
