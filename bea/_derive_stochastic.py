@@ -16,7 +16,8 @@ import sympy as sp
 
 from ._derive import _apply_values as _shared_apply_values
 from ._derive import check_order
-from ._errors import InvalidRuleError, NoStochasticModifiedEquationError, UnknownSymbolError
+from ._errors import InvalidRuleError, NoStochasticModifiedEquationError, UnknownSymbolError, UnsupportedError
+from .engines.series._jet import STEP_SIZE
 from .engines.series._problem import Problem
 from .engines.stochastic import generator_series, increment_moments, one_step_operator
 from .engines.stochastic._generator import joint_params
@@ -126,6 +127,11 @@ def _coordinate_free(rule, order: int, values: Mapping, allow_generator: bool):
                 "the coordinate-free view has no loss symbols to give values to"
             )
         rule = rule.bind(dict(values))
+    if any(isinstance(v, sp.Basic) and v.has(STEP_SIZE) for v in vars(rule).values()):
+        raise UnsupportedError(
+            f"a hyperparameter of {rule.name} depends on the step size h, which the coordinate-free view takes as "
+            "a constant; derive it on concrete losses (losses=..., params=...), where h is expanded"
+        )
     generator = coordinate_free_generator(rule, order)
     result = CoordinateFreeStochasticModifiedEquation.from_generator(
         rule, order, generator,

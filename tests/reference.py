@@ -234,3 +234,19 @@ def lowest_power(column, order):
         if any(sp.expand(sp.diff(c, h, k).subs(h, 0)) != 0 for c in column):
             return k
     return order + 2
+
+
+def sde_expectation_series(b_field, D, phi, params, n_max):
+    """E[phi(X_h) | X_0 = theta] of dX = b dt + D^{1/2} dW as sum_{n <= n_max} h^n L^n phi / n!,
+    L = b . grad + 1/2 D : hess, by sympy.diff (b, D may depend on h; kept through h^n_max)."""
+    def generator(f):
+        first = sum(b_field[i] * sp.diff(f, p) for i, p in enumerate(params))
+        second = sum(D[i, k] * sp.diff(f, p, q) for i, p in enumerate(params) for k, q in enumerate(params)) / 2
+        return sp.expand(first + second)
+
+    total, term = sp.Integer(0), phi
+    for n in range(n_max + 1):
+        total += h**n * term / sp.factorial(n)
+        # h^(n+1) L^(n+1) phi is needed only through h^n_max
+        term = sum((generator(term).coeff(h, k) * h**k for k in range(n_max - n)), sp.Integer(0))
+    return sp.expand(total)

@@ -503,8 +503,10 @@ plt.tight_layout(); plt.show()"""),
 Smith, Dherin, Barrett & De (*On the origin of implicit regularization in stochastic gradient descent*, ICLR 2021,
 arXiv:2101.12176) show that with random shuffling the mean SGD iterate follows the modified loss
 $E + \\frac h4 |\\nabla E|^2 + \\frac{h}{4B}\\frac{N-B}{N-1}\\,\\frac1N\\sum_i |\\nabla E_i - \\nabla E|^2$: gradient descent's
-implicit gradient regularizer (Barrett & Dherin, arXiv:2009.11162) plus a term in the trace of $\\Sigma$. With batches
-drawn with replacement, as here, the factor $\\frac{N-B}{N-1}$ is 1 (`sde.implicit_regularizers`). Along the mean SGD
+implicit gradient regularizer (Barrett & Dherin, arXiv:2009.11162) plus a term in the trace of $\\Sigma$. Their
+derivation is for random shuffling; for batches drawn with replacement, as here, we *extrapolate* it with the factor
+$\\frac{N-B}{N-1}$ replaced by 1 (`sde.implicit_regularizers`) — the SME itself has no $\\mathrm{tr}\\,\\Sigma$ term
+in its drift: the noise acts through the diffusion, and the comparison below is how it shows. Along the mean SGD
 iterate the noise term is the larger by far for small batches; it is also close to the excess loss above:
 near equilibrium the SME's stationary covariance $C$ solves $\\nabla^2E\\,C + C\\,\\nabla^2E = h\\Sigma/B$, so the mean
 loss exceeds $E$ by $\\frac12 \\mathrm{tr}(\\nabla^2E\\,C) = \\frac h{4B}\\mathrm{tr}\\,\\Sigma$."""),

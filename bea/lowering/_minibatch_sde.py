@@ -178,7 +178,8 @@ class MinibatchSDE:
         arXiv:2009.11162), and (h/4) c tr Sigma, the noise-driven one of Smith, Dherin, Barrett & De
         (ICLR 2021, arXiv:2101.12176): with random shuffling their mean SGD iterate follows
         E + (h/4) |grad E|^2 + (h/(4B)) (N - B)/(N - 1) (1/N) sum_i |grad E_i - grad E|^2, i.e. c
-        without replacement; with replacement c = 1/B."""
+        without replacement. With replacement c = 1/B is an extrapolation of theirs (their derivation
+        is for random shuffling; the SME has no tr Sigma term in its drift, the noise acts through D~)."""
         import jax
         import jax.numpy as jnp
         from jax.flatten_util import ravel_pytree

@@ -7,7 +7,7 @@ import dataclasses
 
 import sympy as sp
 
-from .._errors import InvalidOrderError, UnknownSymbolError
+from .._errors import InvalidHyperparameterError, InvalidOrderError, UnknownSymbolError
 from ..engines.stochastic._coordinate_free import evaluate_generator
 from ..engines.stochastic._generator import tidy
 from ..engines.stochastic._network_notation import LATEX, TEXT, render
@@ -179,6 +179,13 @@ class CoordinateFreeStochasticModifiedEquation:
             raise InvalidOrderError(f"order {order} is outside 0..{self.order} derived")
         if getattr(self.rule, "name", "") == "langevin" and len(losses) != 1:
             raise UnknownSymbolError(f"langevin takes one loss, got {len(losses)}; pass loss= their mean")
+        if getattr(self.rule, "replacement", True) is False and self.rule.batch_size > len(losses):
+            # the finite-population factor (N - B)/(B (N - 1)) is negative there: a silently negative diffusion
+            raise InvalidHyperparameterError(
+                f"batch_size {self.rule.batch_size} of {self.rule.name} is larger than the {len(losses)} losses given, "
+                "which sampling without replacement cannot draw; give at least batch_size losses, or derive with "
+                "replacement=True"
+            )
         problem = Problem.build(losses, list(params), reserved=self.rule.free_symbols)
         generator = evaluate_generator(self.generator[: order + 1], problem.losses, problem.params)
         return StochasticModifiedEquation.from_generator(

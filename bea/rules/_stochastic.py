@@ -269,7 +269,8 @@ class Langevin(StochasticRule):
         t = self.temperature
         if isinstance(t, sp.Expr) and t.is_negative:
             raise InvalidHyperparameterError(
-                f"temperature of langevin must be >= 0 (it is a variance), got {t}; e.g. Langevin(temperature=0.1)"
+                f"temperature of langevin must be >= 0 (it is a variance), got {t}; e.g. Langevin(temperature=0.1) "
+                "(--set temperature=0.1 on the command line)"
             )
 
     def step(self, theta, grad, h, noise=None):

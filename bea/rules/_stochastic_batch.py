@@ -54,7 +54,8 @@ class Minibatch(_BatchLaw, StochasticRule):
     B uniform over batches of `batch_size` (with or without replacement). A rule with state
     (`bea.rules.HeavyBall`, ...) becomes a Markov chain on (theta, state), which has an SME only
     when its state moves O(h) per step: a fixed beta does not (the engine refuses and names the
-    scaling; use `bea.rules.SGDMomentum`, `RMSPropSDE`, `AdamSDE`). With one loss it is the rule itself.
+    scaling), `RMSProp(rho=1 - c*bea.h)` does, and HeavyBall's v' = beta v + grad E never does (use
+    `bea.rules.SGDMomentum`, `RMSPropSDE`, `AdamSDE`). With one loss it is the rule itself.
     """
 
     rule: Rule = dataclasses.field(default=None, metadata={"hyper": False})

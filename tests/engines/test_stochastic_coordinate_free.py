@@ -85,6 +85,9 @@ def test_sgd_without_replacement_through_order_two():
     _same_generator(free.on(losses=losses, params=[a, b]), concrete, 2)
     with pytest.raises(bea.UnsupportedError, match="4th cumulant.*losses="):
         bea.stochastic_modified_equation(rule, 3, allow_generator=True)
+    # fewer losses than a batch: (N - B)/(B (N - 1)) < 0 would give a negative diffusion, silently
+    with pytest.raises(bea.InvalidHyperparameterError, match="batch_size 3 .* larger than the 2 losses"):
+        bea.stochastic_modified_equation(SGD(batch_size=3, replacement=False), 1).on(losses=[u, u**2], params=[u])
 
 
 def test_sgd_order_three_has_the_fourth_cumulant():
@@ -197,3 +200,12 @@ def test_order_two_is_fast():
         bea.engines.stochastic._coordinate_free.one_step_operators(
             bea.engines.stochastic._coordinate_free.increment_cumulants(SGD(batch_size=3), 2), 2))
     assert time.perf_counter() - start < 2  # the issue's target: coordinate-free order 2 under 2 s
+
+
+def test_hyperparameters_tied_to_the_step_are_refused_coordinate_free():
+    """Langevin(temperature=2h): the networks' coefficients take h as a constant, which would be silently wrong."""
+    with pytest.raises(bea.UnsupportedError, match="depends on the step size h.*losses="):
+        bea.stochastic_modified_equation(bea.rules.Langevin(temperature=2 * bea.h), 1)
+    u = sp.Symbol("u")  # on a loss the same rule is expanded in h: D_0 = 0, D_1 = 4 (the noise is O(h))
+    sme = bea.stochastic_modified_equation(bea.rules.Langevin(temperature=2 * bea.h), 1, loss=u**2 / 2, params=[u])
+    assert sme.diffusion[0][0, 0] == 0 and sme.diffusion[1][0, 0] == 4

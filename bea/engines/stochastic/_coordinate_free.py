@@ -33,7 +33,7 @@ import sympy as sp
 from sympy.utilities.iterables import multiset_partitions
 
 from ..._errors import UnsupportedError
-from ._generator import tidy
+from ._generator import operator_logarithm, tidy
 from ._tensor_networks import Network, compose, contract, scaled_sum
 
 __all__ = ["EXAMPLES", "coordinate_free_generator", "evaluate_generator", "increment_cumulants"]
@@ -92,20 +92,8 @@ def one_step_operators(pieces, order: int) -> list[dict]:
 
 
 def generator_series(ops: list[dict]) -> list[dict]:
-    """L_0..L_p from A_1..A_{p+1}: L_{k-1} = A_k - sum_{n>=2} [h^k](h L~)^n / n! (as `_generator`)."""
-    generators: list[dict] = []
-    powers: dict[int, dict[int, dict]] = {}
-    for k in range(1, len(ops) + 1):
-        correction = []
-        for n in range(2, k + 1):
-            terms = []
-            for j in range(1, k - n + 2):
-                lower = generators[k - j - 1] if n == 2 else powers[n - 1].get(k - j, {})
-                terms.append((1, compose(generators[j - 1], lower, tidy)))
-            powers.setdefault(n, {})[k] = scaled_sum(terms, tidy)
-            correction.append((-sp.Rational(1, factorial(n)), powers[n][k]))
-        generators.append(scaled_sum([(1, ops[k - 1])] + correction, tidy))
-    return generators
+    """L_0..L_p from A_1..A_{p+1} on tensor networks (the recursion of `_generator.operator_logarithm`)."""
+    return operator_logarithm(ops, lambda a, b: compose(a, b, tidy), lambda terms: scaled_sum(terms, tidy))
 
 
 def coordinate_free_generator(rule, order: int) -> list[dict]:

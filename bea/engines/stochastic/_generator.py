@@ -39,6 +39,7 @@ from math import factorial, prod
 import sympy as sp
 
 from ..._errors import InconsistentRuleError, UnknownSymbolError, UnsupportedError
+from ..series._jet import STEP_SIZE
 
 __all__ = [
     "Operator",
@@ -262,6 +263,13 @@ def joint_params(rule, params: Sequence[sp.Symbol], losses: Sequence[sp.Expr] = 
     state = tuple(sp.Symbol(f"{name}_{p.name}", real=True) for name in names for p in params)
     taken = {s.name for loss in losses for s in sp.sympify(loss).free_symbols} | {p.name for p in params}
     clash = sorted({s.name for s in state} & taken)
+    # two states can also collide ("v" on param a_b and "v_a" on param b are both v_a_b): one symbol for two rows
+    repeated = sorted({s.name for s in state if [t.name for t in state].count(s.name) > 1})
+    if repeated:
+        raise UnknownSymbolError(
+            f"{', '.join(repeated)} names two states of {rule.name} (state symbols are {{state}}_{{param}}); rename a "
+            "state or a parameter so that no two {state}_{param} coincide"
+        )
     if clash:
         raise UnknownSymbolError(
             f"{', '.join(clash)} names a state of {rule.name} (state symbols are {{state}}_{{param}}); rename that "
@@ -345,7 +353,9 @@ def increment_moments(rule, losses, params, order: int):
     increments = []
     for probability, noise in law.outcomes:
         new_theta, new_state = _run(rule, theta, state, oracle, s**2, _vectors(noise))
-        delta = [x - p for x, p in zip([*new_theta, *(x for v in new_state for x in v)], names)]
+        # a hyperparameter tied to the step (rho = c * bea.h, 1 - beta = c * bea.h) is in the same h: s^2
+        delta = [(x - p).xreplace({STEP_SIZE: s**2})
+                 for x, p in zip([*new_theta, *(x for v in new_state for x in v)], names)]
         if len(delta) != dim:
             raise InconsistentRuleError(
                 f"{rule.name}'s step returned {len(delta)} components for the {dim} of (theta, state) {list(names)}"
@@ -463,11 +473,16 @@ def one_step_operator(moments: dict, order: int) -> list[Operator]:
     return ops
 
 
-def generator_series(ops: list[Operator], params: Sequence[sp.Symbol]) -> list[Operator]:
-    """L_0..L_p from A_1..A_{p+1} (module docstring): L_{k-1} = A_k - sum_{n>=2} [h^k](h L~)^n / n!."""
-    generators: list[Operator] = []
+def operator_logarithm(ops: list, compose_ops, scaled_sum) -> list:
+    """L_0..L_p from A_1..A_{p+1} (module docstring): L_{k-1} = A_k - sum_{n>=2} [h^k](h L~)^n / n!.
+
+    The recursion for any operator representation: `compose_ops(a, b)` is the operator phi -> A(B phi),
+    `scaled_sum([(factor, op), ...])` a linear combination. Used for multi-index operators (here) and
+    for tensor networks (`_coordinate_free`).
+    """
+    generators: list = []
     # powers[n][k] = [h^k](h L~)^n, filled as the L's become known.
-    powers: dict[int, dict[int, Operator]] = {}
+    powers: dict[int, dict[int, object]] = {}
     for k in range(1, len(ops) + 1):
         correction = []
         for n in range(2, k + 1):
@@ -475,10 +490,16 @@ def generator_series(ops: list[Operator], params: Sequence[sp.Symbol]) -> list[O
             terms = []
             for j in range(1, k - n + 2):
                 lower = generators[k - j - 1] if n == 2 else powers[n - 1].get(k - j, {})
-                terms.append((1, compose(generators[j - 1], lower, params)))
-            powers.setdefault(n, {})[k] = _scaled_sum(terms)
+                terms.append((1, compose_ops(generators[j - 1], lower)))
+            powers.setdefault(n, {})[k] = scaled_sum(terms)
             correction.append((-sp.Rational(1, factorial(n)), powers[n][k]))
-        generators.append(_scaled_sum([(1, ops[k - 1])] + correction))
+        generators.append(scaled_sum([(1, ops[k - 1])] + correction))
+    return generators
+
+
+def generator_series(ops: list[Operator], params: Sequence[sp.Symbol]) -> list[Operator]:
+    """L_0..L_p from A_1..A_{p+1} as multi-index operators (`operator_logarithm`)."""
+    generators = operator_logarithm(ops, lambda a, b: compose(a, b, params), _scaled_sum)
     for j, op in enumerate(generators):
         if tuple([0] * len(params)) in op:
             raise InconsistentRuleError(f"L_{j} has a zeroth-order term: the one-step law does not have total mass 1")
