@@ -7,6 +7,7 @@ error; `SweepResult.passes(tolerance)` compares it with the expected order.
 
 from ._checks import VerificationError
 from ._flow import flow_solver, modified_field, vanishing_terms
+from ._jax_models import JAX_MODELS, JaxFiniteSumModel, jax_model
 from ._models import MODELS, Model, model
 from ._monte_carlo import monte_carlo_weak_error
 from ._parallel import local_error_grid
@@ -23,10 +24,13 @@ __all__ = [
     "SweepResult",
     "VerificationError",
     "FiniteSumModel",
+    "JAX_MODELS",
+    "JaxFiniteSumModel",
     "STOCHASTIC_MODELS",
     "WeakErrorResult",
     "flow_solver",
     "global_error",
+    "jax_model",
     "local_error",
     "local_error_grid",
     "model",

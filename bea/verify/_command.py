@@ -21,6 +21,7 @@ import warnings
 
 from .._errors import ParseError
 from ._checks import check_compatible, check_order, check_step_sizes, check_time, check_values
+from ._jax_models import JAX_MODELS
 from ._models import MODELS, Model, summary
 from ._stochastic_models import STOCHASTIC_MODELS
 from ._sweep import TOLERANCE, global_step_sizes
@@ -102,7 +103,9 @@ def add_parser(sub, rules: dict, handler) -> argparse.ArgumentParser:
         "stochastic rules (sgd, langevin)",
         "weak errors of the stochastic modified equation on a finite-sum model (" + ", ".join(STOCHASTIC_MODELS)
         + "): the exact local weak error (expected P+2), the exact global weak error on linear-regression "
-        "(P+1), and with --monte-carlo the Monte Carlo global weak error (P+1); see docs/guide/verification.md")
+        "(P+1), and with --monte-carlo the Monte Carlo global weak error (P+1); on the JAX models ("
+        + ", ".join(JAX_MODELS) + "; sgd, P <= 1) only the Monte Carlo one, so add --monte-carlo; see "
+        "docs/guide/verification.md")
     stochastic.add_argument("--stochastic", action="store_true",
                             help="verify the stochastic modified equation of sgd or langevin")
     stochastic.add_argument("--monte-carlo", action="store_true", dest="monte_carlo",

@@ -118,5 +118,6 @@ def stochastic_model(name: str) -> FiniteSumModel:
         from ._checks import VerificationError
 
         raise VerificationError(f"unknown stochastic model {name!r}; choose one of {', '.join(STOCHASTIC_MODELS)}, "
-                                "or pass a bea.verify.FiniteSumModel")
+                                "or pass a bea.verify.FiniteSumModel (the JAX models, bea.verify.JAX_MODELS, take only "
+                                "the Monte Carlo check: monte_carlo_weak_error, --monte-carlo)")
     return STOCHASTIC_MODELS[name]()

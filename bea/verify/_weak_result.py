@@ -28,7 +28,9 @@ class WeakErrorResult:
     `sweeps`: (name of phi, its sweep); `exact`: names of the phi whose error is exactly 0 at every
     step size (left out: no slope to fit); `half_widths`: Monte Carlo only, the 95% confidence
     half-width of each error, per phi; `slope_intervals`: Monte Carlo only, a 95% interval for each
-    slope (delta method on the log errors).
+    slope (delta method on the log errors); `unresolved`: Monte Carlo only, the phi whose error stood
+    below the Monte Carlo noise at all but two step sizes or fewer (reported, never fitted; at least one
+    phi is fitted, else the check raises).
     """
 
     kind: str
@@ -41,6 +43,7 @@ class WeakErrorResult:
     half_widths: tuple[tuple[float, ...], ...] | None = None
     slope_intervals: tuple[tuple[float, float], ...] | None = None
     note: str = ""
+    unresolved: tuple[str, ...] = ()
 
     @property
     def slopes(self) -> dict[str, float]:
@@ -85,7 +88,8 @@ class WeakErrorResult:
             functions[name] = entry
         return {"kind": self.kind, "rule": self.rule, "model": self.model, "order": self.order,
                 "expected": self.expected, "slope": self.slope, "worst": self.worst[0], "h": list(self.h),
-                "test_functions": functions, "exact": list(self.exact), "note": self.note}
+                "test_functions": functions, "exact": list(self.exact), "unresolved": list(self.unresolved),
+                "note": self.note}
 
     def text(self, tolerance: float = TOLERANCE) -> str:
         """One line: the worst slope against the expected one, the range over phi, what was left out."""
@@ -103,6 +107,8 @@ class WeakErrorResult:
             line += f"; left out: {', '.join(flagged)}"
         if self.exact:
             line += f"; exact at every h: {', '.join(self.exact)}"
+        if self.unresolved:
+            line += f"; below the Monte Carlo noise (not fitted): {', '.join(self.unresolved)}"
         return line + (f"; {self.note}" if self.note else "")
 
 
@@ -167,6 +173,15 @@ def prepare(rule, model: FiniteSumModel, order, values, *, max_order=None):
                 if isinstance(rule, Rule) else "")
         raise VerificationError(f"rule must be a stochastic rule such as bea.rules.SGD() or bea.rules.Langevin(), "
                                 f"got {rule!r}{hint}")
+    from ..rules._stochastic import SGD, Langevin
+
+    # exact types: the rule's side is computed from SGD's and Langevin's own laws, so a subclass with another
+    # step would be checked against the wrong law; other rules would fail only after the derivation
+    if type(rule) not in (SGD, Langevin):
+        raise VerificationError(
+            f"the weak-error checks know the exact laws of bea.rules.SGD and bea.rules.Langevin, not {rule.name}; "
+            "derive its SME with bea.stochastic_modified_equation and compare it with rule.iterate(...) yourself"
+        )
     order = check_order(order)
     if max_order is not None and order > max_order:
         raise VerificationError(f"order {order} is above {max_order}, the highest this check supports")
