@@ -39,6 +39,7 @@ from .._errors import (
     NoStochasticModifiedEquationError,
     UnsupportedError,
 )
+from ._sde import path_keys
 from ._x64 import check_scalar, require_x64
 
 __all__ = ["MinibatchSDE", "sgd_sde", "sgd_sde_paths"]
@@ -195,7 +196,8 @@ class MinibatchSDE:
         `VirtualBrownianTree` of shape (N,) in example space and whose vector field is the linear
         map `noise` as a lineax `FunctionLinearOperator`), on a fixed grid through `times` with
         steps of at most `dt0` (default min(h, h^(order+1))/4: Euler's weak error O(dt0) below the
-        SME's own O(h^(order+1))), `jax.vmap`ped over `jax.random.split(key, n_paths)`.
+        SME's own O(h^(order+1))), `jax.vmap`ped over `jax.random.split(key, n_paths)` (sharded over
+        all JAX devices when there are several).
         `solver` defaults to `diffrax.Euler()` (Euler–Maruyama: Itô, weak order 1); the noise
         depends on the parameters, so Stratonovich solvers (Heun, ShARK, ...) are refused. Float64 only.
         """
@@ -236,7 +238,7 @@ class MinibatchSDE:
             solve = self._solver(ts, grid, solver)
             if cache_key is not None:
                 self._solvers[cache_key] = solve
-        return solve(params0, jnp.asarray(h), jnp.asarray(self._noise_variance), jax.random.split(key, n_paths))
+        return solve(params0, jnp.asarray(h), jnp.asarray(self._noise_variance), path_keys(key, n_paths))
 
     def _solver(self, ts, grid, solver):
         """solve(params0, h, c, keys), jitted and vmapped over the keys: h and c are traced."""

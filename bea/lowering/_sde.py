@@ -9,7 +9,7 @@ where the two agree and those solvers are of higher weak order).
 Steps: a fixed grid through every requested time, each interval cut into equal steps no longer
 than dt0, so the saved values are solver nodes (no interpolation between them). The Brownian
 motion is a `diffrax.VirtualBrownianTree` per path (exact in law at every query time), one key
-per path, the solve `jax.vmap`ped over the keys.
+per path (sharded over all JAX devices when there are several), the solve `jax.vmap`ped over the keys.
 """
 
 from __future__ import annotations
@@ -22,10 +22,24 @@ import numpy as np
 from .._errors import InvalidArrayError, UnsupportedError
 from ._x64 import require_x64
 
-__all__ = ["NEGATIVE_EIGENVALUE_TOLERANCE", "psd_sqrt", "sample_paths"]
+__all__ = ["NEGATIVE_EIGENVALUE_TOLERANCE", "path_keys", "psd_sqrt", "sample_paths"]
 
 # eigenvalues of D~ below -this * (its largest |eigenvalue|) are reported, not only clipped
 NEGATIVE_EIGENVALUE_TOLERANCE = 1e-12
+
+
+def path_keys(key, n_paths: int):
+    """`jax.random.split(key, n_paths)`, sharded over all JAX devices along the paths when there are
+    several and they divide n_paths (so a vmapped solve runs its paths on every device)."""
+    import jax
+
+    keys = jax.random.split(key, n_paths)
+    devices = jax.devices()
+    if len(devices) > 1 and n_paths % len(devices) == 0:
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        keys = jax.device_put(keys, NamedSharding(Mesh(np.array(devices), ("paths",)), PartitionSpec("paths")))
+    return keys
 
 
 def psd_sqrt(matrix):
@@ -133,7 +147,7 @@ def sample_paths(drift, diffusion, theta0, h, times, *, key, n_paths: int, solve
         )
         return solution.ys[:, :n], solution.ys[-1, n]
 
-    paths, deficits = jax.jit(jax.vmap(one_path))(jax.random.split(key, n_paths))
+    paths, deficits = jax.jit(jax.vmap(one_path))(path_keys(key, n_paths))
     bad = int(jnp.sum(deficits > 0))
     if bad:
         warnings.warn(

@@ -23,6 +23,7 @@ import numpy as np
 import sympy as sp
 
 from ..engines.series._jet import STEP_SIZE
+from ..lowering._sde import path_keys
 from ._checks import VerificationError, check_step_sizes, check_time
 from ._jax_models import JAX_MODELS, JaxFiniteSumModel, jax_model
 from ._weak_result import WeakErrorResult, derive, fit, prepare, resolve_model, resolve_test_functions
@@ -305,10 +306,4 @@ def _sharded_runs(step, start, steps, key, paths, devices):
     def run(path_key):
         return jax.lax.fori_loop(0, steps, lambda i, state: step(state, jax.random.fold_in(path_key, i)), start)
 
-    keys = jax.random.split(key, paths)
-    if len(devices) > 1:
-        from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-        mesh = Mesh(np.array(devices), ("paths",))
-        keys = jax.device_put(keys, NamedSharding(mesh, PartitionSpec("paths")))
-    return jax.jit(jax.vmap(run))(keys)
+    return jax.jit(jax.vmap(run))(path_keys(key, paths))  # paths is a multiple of len(devices): sharded
