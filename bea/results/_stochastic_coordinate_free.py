@@ -7,7 +7,12 @@ import dataclasses
 
 import sympy as sp
 
-from .._errors import InvalidHyperparameterError, InvalidOrderError, UnknownSymbolError
+from .._errors import (
+    InvalidHyperparameterError,
+    InvalidOrderError,
+    NoStochasticModifiedEquationError,
+    UnknownSymbolError,
+)
 from ..engines.stochastic._coordinate_free import evaluate_generator
 from ..engines.stochastic._generator import tidy
 from ..engines.stochastic._network_notation import LATEX, TEXT, render
@@ -164,6 +169,29 @@ class CoordinateFreeStochasticModifiedEquation:
                 "order": o.order, "differential_order": o.differential_order, "terms": terms(o.terms), "note": o.note,
             },
         }
+
+    def to_jax(self, loss, *, order: int | None = None, allow_float32: bool = False):
+        """(drift, noise) on parameter pytrees, by automatic differentiation (no Hessian, no tensor formed):
+        `drift(params, h, **values)` = b_0 + ... + h^order b_order and `noise(params, h, xi, **values)` =
+        D~^{1/2} xi (binomial series of the square root, exact through h^order), `loss(params)` a scalar
+        JAX function, `values` the symbols left (the temperature T). Traces and double contractions
+        cost one pass per basis vector (`bea.lowering._networks`). For Langevin; SGD's noise is
+        O(h) and needs the data: `bea.sgd_sde(loss, data, batch_size=B)`. Refused at or past the
+        obstruction, where no SDE exists.
+        """
+        from ..lowering._networks import lower_coordinate_free
+
+        order = self.order if order is None else order
+        if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= self.order:
+            raise InvalidOrderError(f"order {order!r} is outside 0..{self.order} derived")
+        if self.obstruction is not None and order >= self.obstruction.order:
+            raise NoStochasticModifiedEquationError(
+                f"no SDE matches {getattr(self.rule, 'name', self.rule)} at order {self.obstruction.order}; pass "
+                f"order={self.obstruction.order - 1} to lower the SDE that exists"
+            )
+        if not callable(loss):
+            raise UnknownSymbolError(f"loss must be a JAX function loss(params) -> scalar, got {loss!r}")
+        return lower_coordinate_free(self, loss, order, allow_float32=allow_float32)
 
     def on(self, *, loss: sp.Expr | None = None, losses=None, params, order: int | None = None
            ) -> StochasticModifiedEquation:
