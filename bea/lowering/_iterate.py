@@ -11,18 +11,24 @@ import sympy as sp
 from .._errors import InvalidArrayError, UnknownSymbolError
 from ._x64 import check_floating, require_x64
 
-__all__ = ["JaxOracle", "iterate"]
+__all__ = ["JaxOracle", "iterate", "iterate_random"]
 
 
 class JaxOracle:
-    """The numerical gradient oracle: grad(x), grad.hvp(x, v), grad.value(x), grad[k], via JAX autodiff."""
+    """The numerical gradient oracle: grad(x), grad.hvp(x, v), grad.value(x), grad[k], via JAX autodiff.
 
-    def __init__(self, losses: Sequence[Callable], index: int = 0):
+    `index` picks the loss grad(x) differentiates (deterministic rules: the first); None is the mean
+    of the losses (stochastic rules: E = (1/N) sum_i E_i, grad[k] the k-th example's)."""
+
+    def __init__(self, losses: Sequence[Callable], index: int | None = 0):
         import jax
 
         self._losses = tuple(losses)
         self._index = index
-        self._loss = self._losses[index]
+        if index is None:
+            self._loss = lambda x: sum(f(x) for f in self._losses) / len(self._losses)
+        else:
+            self._loss = self._losses[index]
         self._grad = jax.grad(self._loss)
 
     def __getitem__(self, k: int) -> JaxOracle:
@@ -200,3 +206,30 @@ def _check_state0(rule, state0, theta0, allow_float32: bool) -> tuple:
             raise InvalidArrayError(f"state0[{i}] has shape {array.shape}; every state is shaped like theta0, {theta0.shape}")
         out.append(array.astype(theta0.dtype))
     return tuple(out)
+
+
+def iterate_random(rule, losses, theta0, h: float, steps: int, key, *, params: Sequence[sp.Symbol] | None = None,
+                   values: Mapping | None = None, state0=None):
+    """Iterates of a stochastic rule with actual draws from `key`: shape (steps+1, dim), or
+    (steps+1, dim * (1 + m)) for a rule with m states, the row (theta, state_1, ..., state_m) as in its
+    SME's parameters. `losses`: one loss or the per-example losses (JAX functions of the parameter
+    vector, or SymPy in `params`). The step is the very function the engine averages exactly; a plain
+    Python loop (draws are concrete batches), for checks on small problems.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    losses = [_as_jax_loss(loss, params) for loss in (losses if isinstance(losses, (list, tuple)) else [losses])]
+    numeric = rule.numeric(h, values)
+    grad = JaxOracle(losses, None)
+    theta = jnp.asarray(theta0, dtype=jnp.float64)
+    state = numeric.init_state(theta) if state0 is None else tuple(jnp.asarray(v, dtype=jnp.float64) for v in state0)
+    if len(state) != len(rule.state_names):
+        raise InvalidArrayError(f"{rule.name} has {len(rule.state_names)} state(s) {rule.state_names}, "
+                                f"state0 gives {len(state)}")
+    out = [jnp.concatenate([theta, *state])]
+    for _ in range(steps):
+        key, sub = jax.random.split(key)
+        theta, state = numeric.update(theta, state, grad, h, numeric.sample(sub, len(losses), theta.shape[0]))
+        out.append(jnp.concatenate([theta, *state]))
+    return jnp.stack(out)

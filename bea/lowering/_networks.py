@@ -35,8 +35,7 @@ def _edges_without_identities(network):
                 break
         else:
             edges.append((index[u], index[v]))
-    for identity, (a, b) in ((i, e) for i, e in ends.items()):
-        edges.append((index[a], index[b]))
+    edges += [(index[a], index[b]) for a, b in ends.values()]
     return [network.nodes[i] for i in keep], edges
 
 

@@ -92,60 +92,9 @@ class StochasticRule(Rule):
         The step is the very function the engine averages exactly. A plain Python loop (not
         jitted): for checks on small problems.
         """
-        import jax
-        import jax.numpy as jnp
+        from ..lowering._iterate import iterate_random
 
-        losses = list(losses) if isinstance(losses, (list, tuple)) else [losses]
-        fns = []
-        for loss in losses:
-            if isinstance(loss, sp.Basic):
-                if params is None:
-                    raise UnsupportedError("a SymPy loss needs params= to be turned into a function of a vector")
-                fn = sp.lambdify([list(params)], loss, modules="jax")
-                fns.append(lambda t, fn=fn: fn(list(t)))
-            else:
-                fns.append(loss)
-        rule = self.numeric(h, values)
-        grad = _ArrayOracle(fns)
-        theta = jnp.asarray(theta0, dtype=jnp.float64)
-        state = rule.init_state(theta) if state0 is None else tuple(jnp.asarray(v, dtype=jnp.float64) for v in state0)
-        if len(state) != len(self.state_names):
-            raise UnsupportedError(f"{self.name} has {len(self.state_names)} state(s) {self.state_names}, "
-                                   f"state0 gives {len(state)}")
-        out = [jnp.concatenate([theta, *state])]
-        for _ in range(steps):
-            key, sub = jax.random.split(key)
-            theta, state = rule.update(theta, state, grad, h, rule.sample(sub, len(fns), theta.shape[0]))
-            out.append(jnp.concatenate([theta, *state]))
-        return jnp.stack(out)
-
-
-class _ArrayOracle:
-    """grad(x): gradient of the mean loss; grad[k](x): of the k-th loss (JAX autodiff)."""
-
-    def __init__(self, losses, index=None):
-        import jax
-
-        self._losses = losses
-        mean = (lambda t: sum(f(t) for f in losses) / len(losses)) if index is None else losses[index]
-        self._mean = mean
-        self._grad = jax.grad(mean)
-
-    def __getitem__(self, k):
-        if not 0 <= k < len(self._losses):
-            raise IndexError(f"the rule asked for loss {k}, but {len(self._losses)} loss(es) were given")
-        return _ArrayOracle(self._losses, k)
-
-    def __call__(self, x):
-        return self._grad(x)
-
-    def value(self, x):
-        return self._mean(x)
-
-    def hvp(self, x, v):
-        import jax
-
-        return jax.jvp(self._grad, (x,), (v,))[1]
+        return iterate_random(self, losses, theta0, h, steps, key, params=params, values=values, state0=state0)
 
 
 class BatchOracle:

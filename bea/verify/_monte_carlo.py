@@ -163,12 +163,7 @@ class _SympySides:
 
     def curvature(self) -> float:
         """The largest per-example Hessian norm at theta0."""
-        start = dict(zip(self.model.params, self.model.theta0))
-        scale = 0.0
-        for loss in self.model.losses:
-            hessian = np.array(sp.hessian(loss, self.model.params).xreplace(start).evalf(), dtype=float)
-            scale = max(scale, float(np.linalg.norm(hessian, 2)))
-        return scale
+        return self.model.largest_hessian_norm()
 
     def build(self):
         self.sme = derive(self.rule, self.model, self.order)

@@ -14,6 +14,8 @@ from collections.abc import Callable
 import numpy as np
 import sympy as sp
 
+from ..rules._base import exact
+
 __all__ = ["STOCHASTIC_MODELS", "FiniteSumModel", "stochastic_model"]
 
 
@@ -37,7 +39,7 @@ class FiniteSumModel:
 
         object.__setattr__(self, "params", tuple(self.params))
         object.__setattr__(self, "losses", tuple(sp.sympify(loss) for loss in self.losses))
-        object.__setattr__(self, "theta0", tuple(sp.nsimplify(v, rational=True) for v in self.theta0))
+        object.__setattr__(self, "theta0", tuple(exact(v, "theta0") for v in self.theta0))
         if not self.losses:
             raise VerificationError(f"model {self.name}: give at least one per-example loss")
         if len(self.theta0) != len(self.params):
@@ -55,8 +57,8 @@ class FiniteSumModel:
     @classmethod
     def linear_regression(cls, name, xs, ys, theta0, description="") -> FiniteSumModel:
         """E_i = (x_i . theta - y_i)^2 / 2 for the rows x_i of `xs` and the targets `ys` (made exact)."""
-        xs = [[sp.nsimplify(v, rational=True) for v in row] for row in xs]
-        ys = [sp.nsimplify(v, rational=True) for v in ys]
+        xs = [[exact(v, "xs") for v in row] for row in xs]
+        ys = [exact(v, "ys") for v in ys]
         params = sp.symbols(f"w0:{len(xs[0])}")
         losses = [sp.expand((sum(x * p for x, p in zip(row, params)) - y) ** 2 / 2) for row, y in zip(xs, ys)]
         return cls(name, description or name, params, tuple(losses), tuple(theta0),
@@ -75,6 +77,12 @@ class FiniteSumModel:
     def polynomial(self) -> bool:
         """Whether every loss is a polynomial in the params (then every weak error here is exact)."""
         return all(loss.is_polynomial(*self.params) for loss in self.losses)
+
+    def largest_hessian_norm(self) -> float:
+        """The largest spectral norm of a per-example Hessian at theta0: the scale on which a step is small."""
+        start = dict(zip(self.params, self.theta0))
+        return max(float(np.linalg.norm(np.array(sp.hessian(loss, self.params).xreplace(start).evalf(), dtype=float), 2))
+                   for loss in self.losses)
 
     def theta0_array(self) -> np.ndarray:
         return np.array([float(v) for v in self.theta0])

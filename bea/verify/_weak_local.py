@@ -109,12 +109,7 @@ def default_local_step_sizes(model, order: int = 0) -> tuple[sp.Rational, ...]:
 
     One halving more per order: the error's next term, h^{p+3} against h^{p+2}, has a relative size
     that grows with p (Langevin at order 2 on linear regression fits 4.24 from 2^-5, 4.08 from 2^-7)."""
-    start = dict(zip(model.params, model.theta0))
-    scale = 1.0
-    for loss in model.losses:
-        hessian = np.array(sp.hessian(loss, model.params).xreplace(start).evalf(), dtype=float)
-        scale = max(scale, float(np.linalg.norm(hessian, 2)))
-    m = int(np.ceil(np.log2(16 * scale))) + order
+    m = int(np.ceil(np.log2(16 * max(1.0, model.largest_hessian_norm())))) + order
     return tuple(sp.Rational(1, 2 ** (m + k)) for k in range(_SWEEP))
 
 
