@@ -12,6 +12,7 @@ from ._derive import MAX_SAFE_ORDER, ModifiedEquation, finite_n_modified_equatio
 from ._derive_stochastic import stochastic_modified_equation
 from ._errors import (
     BeaError,
+    ImplicitSolveError,
     InconsistentRuleError,
     InvalidArrayError,
     InvalidHyperparameterError,
@@ -31,6 +32,7 @@ from .engines.trees._trees import TreeTerm, tree_coefficients
 from .exports import ModifiedLoss, NoModifiedLossError
 from .lowering import iterate
 from .lowering._minibatch_sde import MinibatchSDE, sgd_sde, sgd_sde_paths
+from .results._bseries import BSeries, order_of_accuracy
 from .results._coordinate_free import CoordinateFreeModifiedEquation
 from .results._elementwise import ElementwiseModifiedEquation
 from .results._initial_point import InitialPointLoss
@@ -41,10 +43,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MAX_SAFE_ORDER",
+    "BSeries",
     "BeaError",
     "CoordinateFreeModifiedEquation",
     "CoordinateFreeStochasticModifiedEquation",
     "ElementwiseModifiedEquation",
+    "ImplicitSolveError",
     "InconsistentRuleError",
     "InitialPointLoss",
     "InvalidArrayError",
@@ -69,6 +73,7 @@ __all__ = [
     "h",
     "iterate",
     "modified_equation",
+    "order_of_accuracy",
     "rules",
     "sgd_sde",
     "sgd_sde_paths",

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 
 import sympy as sp
 
+from ._cache import memoize
 from ._errors import InvalidOrderError, InvalidRuleError, UnknownSymbolError, UnsupportedError
 from ._progress import Progress, rule_name, warn_if_slow
 from .engines.elementwise._elementwise import elementwise_modified_field
@@ -43,6 +44,7 @@ __all__ = ["MAX_SAFE_ORDER", "ModifiedEquation", "finite_n_modified_equation", "
 MAX_SAFE_ORDER = 12
 
 
+@memoize(maxsize=32, ignore=("progress",))
 def modified_equation(
     rule,
     order: int,

@@ -7,6 +7,7 @@ Every error says what is wrong and what to do about it. All derive from
 from __future__ import annotations
 
 __all__ = [
+    "ImplicitSolveError",
     "BeaError",
     "InconsistentRuleError",
     "InvalidArrayError",
@@ -72,6 +73,10 @@ class SlowDerivationWarning(UserWarning):
 class StepFunctionError(UnsupportedError, TypeError):
     """A user's step function failed on the engine's exact series (a NumPy, JAX or math function, a method
     arrays have and series do not). Also a TypeError, so the coordinate-free view can try its next engine."""
+
+
+class ImplicitSolveError(BeaError):
+    """The numeric solve of an implicit step (`bea.rules.fixed_point`) did not converge: h is too large for it."""
 
 
 class NoStochasticModifiedEquationError(BeaError):

@@ -22,42 +22,43 @@ def rule_name(rule) -> str:
     return str(getattr(rule, "name", type(rule).__name__))
 
 
-# Measured for issue 18 on the 2-core development machine while other work ran (upper-end figures),
-# one derivation per process, e.g.
+# Measured for issue 15 (FLINT fraction fields, slow-manifold sweeps truncation by truncation, B-series
+# composition by admissible cuts, zero tests modulo the atoms' relations) on the 2-core development machine
+# while other work ran (upper-end figures), one derivation per process, e.g.
 #   python -c "import bea, sympy as sp; a, b, x, y = sp.symbols('a b x y'); \
 #              bea.modified_equation(bea.rules.HeavyBall(), 4, loss=(y - a*b*x)**2/2, params=[a, b])"
-# Concrete view, rules with memory: nearly all the time is the slow-manifold sweeps, and symbolic decays
-# cost far more than numbers. Symbolic (the rules' defaults): heavy ball 1.4 s, 7.5 s, 30 s at orders 2,
-# 3, 4 on the two-parameter model, 25 s and 160 s at orders 2, 3 on a random quartic in 4 parameters
-# (x4.9 per order, x4.5 per parameter); Nesterov 36 s at order 3; Adam 3.4 s and 66 s at orders 1, 2;
-# RMSProp 72 s at order 2; AdaBelief (memory_rule) 44 s at order 2. Numeric decays: heavy ball 0.16 s,
-# 0.33 s, 0.69 s at orders 4, 5, 6, Nesterov 0.21 s at 4; RMSProp 1.1 s and 6.7 s at orders 2, 3, Adam
-# 1.2 s at order 2, AdaBelief 2.3 s and 19 s at orders 2, 3.
+# Concrete view, rules with memory, on the two-parameter model. Symbolic decays (the rules' defaults): heavy
+# ball 0.16 s, 0.51 s, 0.98 s at orders 3, 4, 5, and 0.52 s, 2.8 s at orders 2, 3 on a random quartic in 4
+# parameters (x4.2 per parameter); Nesterov 0.22 s, 0.77 s at orders 3, 4; Adam 1.9 s, 5.0 s at orders 1,
+# 2; RMSProp 1.8 s, 2.5 s at orders 1, 2. Numeric decays: heavy ball 0.05 s, 0.17 s, 0.59 s at orders 4,
+# 6, 8; Adam 0.48 s, 1.9 s, 11 s at orders 2, 3, 4. (Before issue 15: heavy ball 30 s at order 4, Adam 66 s
+# at order 2, both symbolic.)
 # Concrete view, one-step rules: GD 0.13 s, 0.49 s, 2.4 s at orders 8, 10, 12 on two parameters; 2.8 s
 # and 13 s at orders 6, 8 on a random quartic in 4 parameters; 3.4 s and 149 s at orders 4, 6 in 8
 # parameters: ln t = -5.85 + 0.112 p + 0.218 p n fits them within a factor of 3. At the same order SAM
 # with a symbolic radius takes about x300 GD's time (0.3 s, 3.3 s at orders 3, 5), EGR x20 (1.1 s at
 # order 6), RK4 x2 (0.8 s at order 10).
-# Coordinate-free view (symbolic decays): heavy ball 3.0 s and 78 s at orders 3 and 4, Nesterov 5.6 s at
-# order 3, RMSProp 9.9 s and Adam 57 s at order 2; one-step rules stay within seconds (GD's trees 9.3 s
-# at order 12, EGR's B-series 13 s at order 5).
+# Coordinate-free view (symbolic decays): heavy ball 0.60 s, 1.7 s, 5.0 s at orders 5, 6, 7; Nesterov
+# 0.32 s, 1.0 s at orders 4, 5; Adam 2.2 s, 61 s at orders 2, 3; RMSProp 1.0 s, 33 s at orders 2, 3
+# (before issue 15: heavy ball 78 s at order 4, Adam 57 s at order 2); one-step rules stay within seconds
+# (GD's trees 9.3 s at order 12, EGR's B-series 13 s at order 5).
 
 #: Rules with memory, concrete view on the two-parameter model: kind -> (order, seconds, growth per
 #: order), with symbolic decays and with numeric ones. Other rules with memory are taken as heavy ball
 #: (one state) or Adam (several).
 _MEMORY_SECONDS = {
-    "heavy-ball": {"symbolic": (4, 30.0, 4.9), "numeric": (4, 0.2, 2.5)},
-    "nesterov": {"symbolic": (3, 36.0, 4.9), "numeric": (4, 0.2, 2.5)},
-    "adam": {"symbolic": (2, 66.0, 20.0), "numeric": (2, 1.2, 6.0)},
-    "rmsprop": {"symbolic": (2, 72.0, 20.0), "numeric": (2, 1.1, 6.0)},
+    "heavy-ball": {"symbolic": (4, 0.5, 3.0), "numeric": (6, 0.17, 1.9)},
+    "nesterov": {"symbolic": (4, 0.8, 3.5), "numeric": (6, 0.25, 2.0)},
+    "adam": {"symbolic": (2, 5.0, 6.0), "numeric": (3, 1.9, 5.8)},
+    "rmsprop": {"symbolic": (2, 2.5, 6.0), "numeric": (3, 1.9, 5.8)},
 }
 _MEMORY_PER_PARAMETER = 4.5
 #: The same in the coordinate-free view (no parameters; measured with symbolic decays, used for both).
 _COORDINATE_FREE_SECONDS = {
-    "heavy-ball": (4, 78.0, 26.0),
-    "nesterov": (3, 5.6, 26.0),
-    "adam": (2, 57.0, 20.0),
-    "rmsprop": (2, 9.9, 20.0),
+    "heavy-ball": (6, 1.7, 3.0),
+    "nesterov": (5, 1.0, 3.2),
+    "adam": (3, 61.0, 28.0),
+    "rmsprop": (3, 33.0, 32.0),
 }
 #: One-step rules: time relative to GD at the same order (SAM and F-GR with a symbolic radius).
 _ONE_STEP_FACTOR = {"gd": 1.0, "egr": 20.0, "sam": 300.0, "fd-gr": 300.0}

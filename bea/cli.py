@@ -119,6 +119,14 @@ RULES: dict[str, _Entry] = {
         name: _Entry(lambda tableau=tableau: tableau, f"explicit Runge-Kutta map ({name}) of the gradient flow")
         for name, tableau in _rules.TABLEAUS.items()
     },
+    "implicit-gd": _Entry(_rules.ImplicitGD, "implicit GD (proximal point), theta' = theta - h grad E(theta')"),
+    "implicit-midpoint": _Entry(
+        _rules.ImplicitMidpoint, "implicit midpoint, theta' = theta - h grad E((theta + theta')/2)"
+    ),
+    **{
+        name: _Entry(lambda tableau=tableau: tableau, f"implicit Runge-Kutta map ({name}) of the gradient flow")
+        for name, tableau in _rules.IMPLICIT_TABLEAUS.items()
+    },
 }
 
 

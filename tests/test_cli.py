@@ -198,7 +198,7 @@ def no_sweep(monkeypatch):
     (["gd", "--h", "1e-3,1e-3,1e-3"], "--h repeats 0.001"),
     (["gd", "--h", "0.004,,0.001"], "empty entry"),
     (["gd", "--time", "-1"], "--time must be a finite time > 0"),
-    (["gd", "--time", "0.004"], "longer than --time/4"),
+    (["gd", "--h", "0.004,0.002,0.001", "--time", "0.004"], "longer than --time/4"),
     (["gd", "--tolerance", "-1"], "--tolerance must be"),
     (["gd", "--plot", "/nonexistent/dir/x.png"], "--plot /nonexistent/dir/x.png: the directory /nonexistent/dir does not exist"),
     (["gd", "--plot", "slopes.nope"], "--plot slopes.nope: give a file name ending in one of"),

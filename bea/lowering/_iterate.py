@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 import sympy as sp
 
 from .._errors import InvalidArrayError, UnknownSymbolError
+from ..rules._operations import ImplicitSolveError, traced_solves
 from ._x64 import check_floating, require_x64
 
 __all__ = ["JaxOracle", "iterate", "iterate_random"]
@@ -136,7 +137,29 @@ def iterate(
         _, path = jax.lax.scan(body, start(theta), jnp.arange(steps))
         return jnp.concatenate([theta[None], path])
 
-    return run(theta0)
+    solves = traced_solves()
+    path = run(theta0)
+    if traced_solves() != solves:  # an implicit step: a solve that failed inside jit left NaN
+        _check_implicit_solves(rule, path, h)
+    return path
+
+
+def _check_implicit_solves(rule, path, h) -> None:
+    """Raise `ImplicitSolveError` at the first non-finite iterate of a rule with an implicit solve."""
+    import numpy as np
+
+    finite = np.isfinite(np.asarray(path)).all(axis=tuple(range(1, path.ndim)))
+    if finite.all():
+        return
+    n = int(np.argmin(finite))
+    label = getattr(rule, "label", None)  # a tableau's own name (gauss4), else the rule's
+    name = label if isinstance(label, str) else getattr(rule, "name", "the rule")
+    raise ImplicitSolveError(
+        f"the implicit solve of {name} (bea.rules.fixed_point) did not converge at "
+        f"h={h} in step {n}: its fixed-point iteration contracts only when h times the Lipschitz constant of "
+        "grad E is below 1 (or the iterates left the region where the implicit equation has a solution). "
+        "Lower h, or raise max_iterations of fixed_point in a custom rule"
+    )
 
 
 def _check_step_size(h):

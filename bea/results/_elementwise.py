@@ -105,7 +105,8 @@ def present(expr) -> sp.Expr:
             (key if (is_atom(base) and base != g) or base == THETA else coefficient).append(factor)
         k = sp.Mul(*key)
         groups[k] = groups.get(k, sp.S.Zero) + sp.Mul(*coefficient)
-    out = sp.Add(*[sp.factor(sp.together(c)) * k for k, c in groups.items() if sp.cancel(sp.together(c)) != 0])
+    reduced = {k: sp.cancel(sp.together(c)) for k, c in groups.items()}
+    out = sp.Add(*[sp.factor(c) * k for k, c in reduced.items() if c != 0])
     if out.has(sp.sqrt(g**2)):  # eps outside the root: write |grad E|, and grad E^2 = |grad E|^2 with it
         out = out.replace(lambda e: e.is_Pow and e.base == g and e.exp.is_even, lambda e: sp.Abs(g) ** e.exp)
         out = sp.Add(*[sp.factor(t) for t in sp.Add.make_args(out)])

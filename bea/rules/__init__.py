@@ -17,9 +17,24 @@ from ._composite import (
 )
 from ._custom import CustomRule, rule
 from ._gradient import EGR, GD, SAM, FiniteDifferenceGR
+from ._implicit import ImplicitGD, ImplicitMidpoint, ImplicitSGDSteps
 from ._memory import Adam, CustomMemoryRule, HeavyBall, MemoryRule, Nesterov, RMSProp, memory_rule
-from ._operations import dot, norm, sqrt
-from ._runge_kutta import EULER, HEUN, MIDPOINT, RK4, TABLEAUS, RungeKutta
+from ._operations import ImplicitSolveError, dot, fixed_point, norm, sqrt
+from ._runge_kutta import (
+    BACKWARD_EULER,
+    EULER,
+    GAUSS2,
+    GAUSS4,
+    HEUN,
+    IMPLICIT_TABLEAUS,
+    LOBATTO_IIIA2,
+    LOBATTO_IIIB2,
+    MIDPOINT,
+    RADAU_IIA3,
+    RK4,
+    TABLEAUS,
+    RungeKutta,
+)
 from ._stochastic import SGD, BatchOracle, Langevin, NoiseLaw, StochasticRule
 from ._stochastic_batch import SAMSGD, Minibatch, minibatch
 from ._stochastic_custom import CustomStochasticRule, stochastic_rule
@@ -44,6 +59,18 @@ __all__ = [
     "sqrt",
     "dot",
     "norm",
+    "fixed_point",
+    "ImplicitSolveError",
+    "ImplicitGD",
+    "ImplicitMidpoint",
+    "ImplicitSGDSteps",
+    "BACKWARD_EULER",
+    "GAUSS2",
+    "GAUSS4",
+    "RADAU_IIA3",
+    "LOBATTO_IIIA2",
+    "LOBATTO_IIIB2",
+    "IMPLICIT_TABLEAUS",
     "EGR",
     "EULER",
     "GD",

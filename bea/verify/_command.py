@@ -26,10 +26,8 @@ from ._models import MODELS, Model, summary
 from ._stochastic_models import STOCHASTIC_MODELS
 from ._sweep import TOLERANCE, global_step_sizes
 
-__all__ = ["DEFAULT_STEP_SIZES", "Outcome", "add_parser", "run"]
+__all__ = ["Outcome", "add_parser", "run"]
 
-#: Five step sizes from 4e-3 down by 2x, written out so that they print as given (not 0.0020000000000000005).
-DEFAULT_STEP_SIZES = (0.004, 0.002, 0.001, 0.0005, 0.00025)
 DEFAULT_TIME = 0.1
 
 
@@ -69,7 +67,9 @@ def add_parser(sub, rules: dict, handler) -> argparse.ArgumentParser:
         "(diffrax, Dopri8, tolerance 1e-13); fit the log-log slopes of the local error (expected P+2) and\n"
         "the global error over a fixed time (expected P+1; one more per term after f_P that vanishes on the\n"
         "model, e.g. f_1 of the midpoint rule). Points where the iteration diverges, round-off or the ODE\n"
-        "solver's error dominates are flagged and left out of the fit.\n\n"
+        "solver's error dominates are flagged and left out of the fit. Without --h the step sizes are chosen\n"
+        "automatically: from a step set by the model's stiffness at theta0 (and 1 - decay for rules with\n"
+        "memory), halving until the local slopes settle, stopping before round-off; the window is reported.\n\n"
         "Exit status: 0 when every slope is within --tolerance of the expected one, 1 when one is not\n"
         "(summary on stderr), 2 for bad input or a sweep that cannot be fitted.\n\n"
         "Rules (or module:attribute, a bea.rules.Rule or a function of no arguments returning one):\n"
@@ -88,7 +88,8 @@ def add_parser(sub, rules: dict, handler) -> argparse.ArgumentParser:
                         help="a hyperparameter's value (a number), e.g. --set beta=0.5; every hyperparameter of the rule "
                         "needs one")
     verify.add_argument("--h", metavar="H1,H2,...",
-                        help="at least 3 distinct step sizes > 0 (default: " + ",".join(map(str, DEFAULT_STEP_SIZES)) + ")")
+                        help="at least 3 distinct step sizes > 0 (default: chosen automatically, the asymptotic window "
+                        "found by halving h; the output says which)")
     verify.add_argument("--time", type=float, default=None, metavar="T",
                         help=f"time span of the global error, at least 4 times the largest step (default {DEFAULT_TIME}; "
                         "with --stochastic 16 times the largest step)")
@@ -118,9 +119,10 @@ def add_parser(sub, rules: dict, handler) -> argparse.ArgumentParser:
 
 # -- reading the inputs ---------------------------------------------------------------------------
 
-def _step_sizes(text: str | None) -> tuple[float, ...]:
+def _step_sizes(text: str | None) -> tuple[float, ...] | None:
+    """The step sizes of --h, or None (not given: the sweeps choose them)."""
     if text is None:
-        return DEFAULT_STEP_SIZES
+        return None
     values = []
     for item in text.split(","):
         item = item.strip()
@@ -266,7 +268,7 @@ def run(args, rules: dict, split_assignments, entry_type) -> Outcome:
                          "--stochastic ...)")
     step_sizes = _step_sizes(args.h)
     time = None if args.local_only else check_time(DEFAULT_TIME if args.time is None else args.time, name="--time")
-    if time is not None:
+    if time is not None and step_sizes is not None:
         global_step_sizes(step_sizes, time, name="--h", time_name="--time")
     if not math.isfinite(args.tolerance) or args.tolerance < 0:
         raise ParseError(f"--tolerance must be a finite number >= 0, got {args.tolerance}")
@@ -303,6 +305,8 @@ def run(args, rules: dict, split_assignments, entry_type) -> Outcome:
             lines.append(f"{kind.replace('_', ' ')}: slope {r.slope:.3f} (expected {r.expected}"
                          + ("" if r.passes(args.tolerance) else f", off by more than {args.tolerance:g}") + ")"
                          + (f"; left out: {', '.join(flagged)}" if flagged else "") + (f"; {r.note}" if r.note else ""))
+            if r.automatic:
+                lines.append(f"  h: {', '.join(f'{h:g}' for h in r.h)}")
         output = "\n".join(lines)
     if failures:
         return Outcome(output, 1, "verify failed: " + "; ".join(failures))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .._cache import BoundedCache, freeze
 from .._derive import MAX_SAFE_ORDER, modified_equation
 
 __all__ = ["flow_solver", "modified_field", "vanishing_terms"]
@@ -19,14 +20,19 @@ def modified_field(rule, model, order: int, values: dict | None = None, *, with_
     there adds only O(h^{order+4}) to one step).
 
     Concrete derivation on the model's SymPy losses where it has them; the
-    coordinate-free view, lowered by autodiff, otherwise (the MLP).
+    coordinate-free view, lowered by autodiff, otherwise (the MLP). Derivations
+    and lowered functions are cached (bounded, least recently used first): a
+    local and a global sweep, an automatic search, or the same call in a
+    notebook cell run again derive and compile once.
     """
-    key = _cache_key(rule, model, values)
-    if key is not None and (key, order, with_manifold) in _LOWERED:
-        return _LOWERED[key, order, with_manifold]
+    key = _lowered_key(rule, model, values)
+    if key is not None:
+        cached = _LOWERED.get((key, order, with_manifold))
+        if cached is not None:
+            return cached
     result = _lower(rule, model, order, values, with_manifold)
     if key is not None:
-        _LOWERED[key, order, with_manifold] = result  # one compilation for the local and the global sweep
+        _LOWERED.put((key, order, with_manifold), result)  # one compilation for the local and the global sweep
     return result
 
 
@@ -98,31 +104,42 @@ def _vanishes(term) -> bool:
     return all(_vanishes(t) for t in term)
 
 
-_LOWERED: dict = {}
-_DERIVED: dict = {}  # per rule, model and values: the highest-order derivation so far (the engine is the slow part)
+#: Lowered fields (and slow manifolds) per rule, losses, values, order: their jitted functions stay compiled.
+_LOWERED = BoundedCache(32)
+#: Per rule, losses and values: the highest-order derivation so far (the engine is the slow part); a
+#: lower order is read off a higher one (the terms f_0..f_p do not depend on how many follow).
+_DERIVED = BoundedCache(32)
+#: Jitted flow solvers per field (the tolerance is traced): compiled once per number of output times.
+_SOLVERS = BoundedCache(32)
 
 
 def _derived(rule, model, order, values):
     """The modified equation of the rule on the model through f_order (a higher-order one when cached)."""
-    key = _cache_key(rule, model, values)
+    key = _derivation_key(rule, model, values)
     cached = _DERIVED.get(key) if key is not None else None
     if cached is not None and cached.order >= order:
         return cached
     derived = _derive(rule, model, order, values)
     if key is not None:
-        _DERIVED[key] = derived
+        _DERIVED.put(key, derived)
     return derived
 
 
-def _cache_key(rule, model, values):
-    try:
-        losses = None if model.sympy_losses is None else tuple(map(str, model.sympy_losses))
-        key = (rule, model.name, losses, tuple(map(float, model.theta0)),
-               tuple(sorted((str(k), str(v)) for k, v in (values or {}).items())))
-        hash(key)
+def _derivation_key(rule, model, values):
+    """What the derivation depends on: the rule, the SymPy losses and params (with the players' split), the
+    values; None where that cannot be a key (an unhashable custom rule: derive again)."""
+    if model.sympy_losses is None:  # the coordinate-free view does not depend on the model at all
+        return freeze(("coordinate-free", rule, values or {}))
+    return freeze(("concrete", rule, model.sympy_losses, model.params, model.players, values or {}))
+
+
+def _lowered_key(rule, model, values):
+    """The derivation's key, and for JAX-only models the JAX losses themselves (by identity), which the
+    coordinate-free field is lowered on."""
+    key = _derivation_key(rule, model, values)
+    if key is None or model.sympy_losses is not None:
         return key
-    except TypeError:  # an unhashable custom rule: derive again
-        return None
+    return freeze((key, model.jax_losses, model.players))
 
 
 def _derive(rule, model, order, values):
@@ -139,9 +156,28 @@ def flow_solver(field: Callable, rtol: float = RTOL) -> Callable:
     """A jitted solve(theta0, h, times) -> theta(times) along theta' = field(theta, h), theta(0) = theta0.
 
     Dopri8 (Prince & Dormand 1981) with a PID step-size controller at relative and
-    absolute tolerance `rtol`; h and the times are traced, so a sweep compiles once
-    per number of output times.
+    absolute tolerance `rtol`; h, the times and the tolerance are traced, so the
+    solvers of a field at any tolerance (a sweep's tight one and its loose check)
+    share one compilation per number of output times, built once per field.
     """
+    import jax.numpy as jnp
+
+    key = freeze(field)
+    solve = _SOLVERS.get(key) if key is not None else None
+    if solve is None:
+        solve = _solver(field)
+        if key is not None:
+            _SOLVERS.put(key, solve)
+    tolerance = jnp.asarray(rtol, dtype=jnp.float64)
+
+    def run(theta0, h, times):
+        return solve(jnp.asarray(theta0, dtype=jnp.float64), jnp.asarray(h, dtype=jnp.float64),
+                     jnp.asarray(times, dtype=jnp.float64), tolerance)
+
+    return run
+
+
+def _solver(field):
     import diffrax
     import jax
     import jax.numpy as jnp
@@ -149,7 +185,7 @@ def flow_solver(field: Callable, rtol: float = RTOL) -> Callable:
     term = diffrax.ODETerm(lambda t, y, h: field(y, h))
 
     @jax.jit
-    def solve(theta0, h, times):
+    def solve(theta0, h, times, rtol):
         solution = diffrax.diffeqsolve(
             term,
             diffrax.Dopri8(),
@@ -166,8 +202,4 @@ def flow_solver(field: Callable, rtol: float = RTOL) -> Callable:
         # A failed solve (a flow that blows up, too many steps) gives NaN, flagged by the sweep, not an exception.
         return jnp.where(solution.result == diffrax.RESULTS.successful, solution.ys, jnp.nan)
 
-    def run(theta0, h, times):
-        return solve(jnp.asarray(theta0, dtype=jnp.float64), jnp.asarray(h, dtype=jnp.float64),
-                     jnp.asarray(times, dtype=jnp.float64))
-
-    return run
+    return solve

@@ -14,15 +14,18 @@ the midpoint rule) raises the expected slopes by one each.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import warnings
 from fractions import Fraction
 
 import numpy as np
 
-from ..lowering import iterate, require_x64
+from ..lowering import require_x64
 from ._checks import VerificationError, check_compatible, check_order, check_step_sizes, check_time, check_values
 from ._flow import RTOL, flow_solver, modified_field, vanishing_terms
+from ._iterates import compiled_iterates
+from ._window import find_window, start_step
 
 __all__ = ["TOLERANCE", "SweepResult", "VerificationError", "global_error", "local_error", "global_step_sizes"]
 
@@ -44,7 +47,10 @@ class SweepResult:
     (global), one more per term after f_order that vanishes on the model
     (`vanishing`, e.g. (1,) for the midpoint rule at order 0). `requested` holds
     the step sizes as asked where the sweep adjusted them (the global error
-    rounds h to time/N).
+    rounds h to time/N). `automatic` is True where the sweep chose its step
+    sizes itself (no `step_sizes` given): `h` is then the window it fitted and
+    `probed` every (h, error, flag) it evaluated on the way, flag "" for a
+    usable point; the note says how the window was chosen.
     """
 
     kind: str
@@ -58,6 +64,8 @@ class SweepResult:
     note: str = ""
     vanishing: tuple[int, ...] = ()
     requested: tuple[float, ...] | None = None
+    automatic: bool = False
+    probed: tuple[tuple[float, float, str], ...] = ()
 
     @property
     def usable(self) -> tuple[float, ...]:
@@ -80,6 +88,9 @@ class SweepResult:
         }
         if self.requested is not None and tuple(self.requested) != tuple(self.h):
             data["requested_h"] = list(self.requested)
+        if self.automatic:
+            data["automatic"] = True
+            data["probed"] = [{"h": h, "error": e, "flag": f} for h, e, f in self.probed]
         return data
 
     def plot(self, ax=None, label: str | None = None):
@@ -94,6 +105,9 @@ class SweepResult:
         shown = ~used & np.isfinite(e) & (e > 0)  # a diverged point has no place on a log axis
         if shown.any():
             ax.loglog(h[shown], e[shown], "x", color="gray", label="left out of the fit")
+        outside = [(ph, pe) for ph, pe, _ in self.probed if ph not in self.h and np.isfinite(pe) and pe > 0]
+        if outside:
+            ax.loglog(*zip(*outside), ".", color="lightgray", label="probed, outside the window")
         line = np.exp(self.intercept) * h**self.slope
         ax.loglog(h, line, "-", label=f"fit, slope {self.slope:.2f}")
         reference = e[used][0] * (h / h[used][0]) ** self.expected
@@ -165,15 +179,8 @@ def _with_vanishing_terms(result: SweepResult, rule, model, order, values) -> Sw
 
 
 _MANIFOLD_NOTE = "memory rule: state started on its slow manifold (large-n regime, no bias correction)"
-
-
-def _run(rule, model, manifold, theta0, h: float, steps: int, values):
-    state0 = manifold(theta0, h) if manifold is not None else None
-    return iterate(rule, _losses(model), theta0, h, steps, values=values, state0=state0)
-
-
-def _losses(model):
-    return list(model.jax_losses) if model.n_losses > 1 else model.jax_losses[0]
+#: The automatic global search stops before a probe would take more steps than this.
+MAX_GLOBAL_STEPS = 1 << 20
 
 
 def _duration(rule) -> float:
@@ -213,15 +220,45 @@ def _check_inputs(rule, model, order, values, step_sizes, *, kind):
     if not isinstance(model, Model):
         raise VerificationError(f"model must be a bea.verify.Model (or bea.verify.model(name)), got {model!r}")
     order = check_order(order, memory=hasattr(rule, "decays"))
-    step_sizes = check_step_sizes(step_sizes)
+    step_sizes = None if step_sizes is None else check_step_sizes(step_sizes)
     check_compatible(rule, model)
     values = check_values(rule, values, suggest=lambda name: f"pass values={{'{name}': ...}} or build the rule "
                           f"with {name}=...")
     return order, step_sizes, values
 
 
-def local_error(rule, model, order: int, *, step_sizes, values: dict | None = None, iterates: str = "rule") -> SweepResult:
-    """|Phi_h(theta) - phi_h(theta)| over `step_sizes`, phi the flow of f_0 + ... + h^order f_order.
+def _sweep(kind, step_sizes, point, start, expected, note, *, steps_for=None, requested=None,
+           limit=None) -> SweepResult:
+    """Errors over the given step sizes, or over the window `find_window` chooses (`step_sizes` None).
+
+    `point(h, steps)` -> (error, flag); `steps_for(k)` gives (h, steps) of the k-th automatic probe (the
+    local error: (start * 2^-k, 1)).
+    """
+    with np.errstate(all="ignore"):  # overflow in a diverging run is flagged, not warned about
+        if step_sizes is not None:
+            hs, errors, flags = [], [], []
+            for h, steps in _progress(list(step_sizes), f"{kind} error"):
+                error, flag = point(h, steps)
+                hs.append(h)
+                errors.append(error)
+                flags.append(flag)
+            return _fit(kind, hs, errors, flags, expected, note, requested=requested)
+        h0, start_note = start
+
+        def evaluate(k):
+            h, steps = steps_for(k)
+            return (h, *point(h, steps))
+
+        window = find_window(evaluate, kind, start_note, limit=limit)
+    hs = [window.probes[i][0] for i in window.indices]
+    errors = [window.probes[i][1] for i in window.indices]
+    result = _fit(kind, hs, errors, [""] * len(hs), expected, "; ".join(filter(None, [note, window.note])))
+    return dataclasses.replace(result, automatic=True, probed=tuple(tuple(p) for p in window.probes))
+
+
+def local_error(rule, model, order: int, *, step_sizes=None, values: dict | None = None,
+                iterates: str = "rule") -> SweepResult:
+    """|Phi_h(theta) - phi_h(theta)| over step sizes h, phi the flow of f_0 + ... + h^order f_order.
 
     One step of the rule's own iteration from the model's initial point; rules
     with memory start with their state on the slow manifold (derived exactly,
@@ -231,45 +268,56 @@ def local_error(rule, model, order: int, *, step_sizes, values: dict | None = No
     Expected slope: order + 2, one more per vanishing term after f_order
     (see `SweepResult`).
 
-    Inputs are checked before any work: at least three distinct positive step
-    sizes, a value in `values` for every symbol of the rule, a rule that takes
-    the model's losses. Points that diverged (NaN or inf iterates), sit at
-    round-off or are dominated by the solver's error are flagged and left out; a
-    sweep whose errors do not decrease with h raises `VerificationError`.
+    `step_sizes`: at least three distinct positive step sizes, used as given; by
+    default (None) the asymptotic window is searched for (`bea.verify._window`:
+    start at a step size set by the stiffness of f_0 at the initial point and,
+    for rules with memory, by min(1 - decay), halve until the local slopes
+    settle, stop before round-off) and reported (`SweepResult.automatic`,
+    `probed`, the note); no window raises `VerificationError` saying what was seen.
+
+    Inputs are checked before any work: the step sizes, a value in `values` for
+    every symbol of the rule, a rule that takes the model's losses. Points that
+    diverged (NaN or inf iterates), sit at round-off or are dominated by the
+    solver's error are flagged and left out; a sweep whose errors do not
+    decrease with h raises `VerificationError`. The derivation, the lowered
+    field, the flow solver and the iteration are compiled once per sweep (h is
+    traced) and cached across sweeps.
     """
     if iterates not in ("rule", "optax"):
         raise VerificationError(f"iterates must be 'rule' or 'optax', got {iterates!r}")
     order, step_sizes, values = _check_inputs(rule, model, order, values, step_sizes, kind="local_error")
     field, manifold = modified_field(rule, model, order, values, with_manifold=True)
     tight, loose_solver = flow_solver(field), flow_solver(field, RTOL * 100)
-    errors, flags = [], []
-    with np.errstate(all="ignore"):  # overflow in a diverging step is flagged below, not warned about
-        for h in _progress(list(step_sizes), "local error"):
-            error, flag = _local_point(rule, model, manifold, values, iterates, tight, loose_solver, h)
-            errors.append(error)
-            flags.append(flag)
+    run = compiled_iterates(rule, model, values, manifold, 1) if iterates == "rule" else None
+
+    def point(h, _steps):
+        return _local_point(rule, model, manifold, values, run, tight, loose_solver, h)
+
     note = (_MANIFOLD_NOTE if manifold else "") + ("; iterates of optax" if iterates == "optax" else "")
-    result = _fit("local", list(step_sizes), errors, flags, order + 2, note)
+    start = None if step_sizes is not None else start_step(field, model.theta0, rule, values)
+    result = _sweep("local", None if step_sizes is None else [(h, 1) for h in step_sizes], point, start, order + 2,
+                    note, steps_for=lambda k: (start[0] * 2.0**-k, 1))
     return _with_vanishing_terms(result, rule, model, order, values)
 
 
-def _local_point(rule, model, manifold, values, iterates, tight, loose_solver, h):
-    """(error, flag) of one step of size h against the flow."""
+def _local_point(rule, model, manifold, values, run, tight, loose_solver, h):
+    """(error, flag) of one step of size h against the flow; `run` the compiled iterates, None for optax's."""
     start = np.asarray(model.theta0)
-    if iterates == "optax":
+    if run is None:
         from ._optax import optax_step
 
         state = manifold(start, h) if manifold is not None else None
         end = np.asarray(optax_step(rule.numeric(h, values), model.jax_losses, h)(start, state))
+        finite, movement = bool(np.isfinite(end).all()), float(np.linalg.norm(end - start))
     else:
-        end = np.asarray(_run(rule, model, manifold, start, h, 1, values))[-1]
+        points, movement, finite = run(h, 1)
+        end = points[-1]
     span = _duration(rule) * h  # one step of a composite rule follows the flow over duration * h
     predicted = np.asarray(tight(start, h, [span])[-1])
     loose = np.asarray(loose_solver(start, h, [span])[-1])
     error = float(np.linalg.norm(end - predicted))
-    flag = _flag(error, float(np.linalg.norm(start)), float(np.linalg.norm(loose - predicted)),
-                 float(np.linalg.norm(end - start)), iterates_finite=bool(np.isfinite(end).all()),
-                 flow_finite=bool(np.isfinite(predicted).all()))
+    flag = _flag(error, float(np.linalg.norm(start)), float(np.linalg.norm(loose - predicted)), movement,
+                 iterates_finite=finite, flow_finite=bool(np.isfinite(predicted).all()))
     return error, flag
 
 
@@ -297,40 +345,57 @@ def global_step_sizes(step_sizes, time: float, *, name: str = "step_sizes", time
     return tuple(adjusted)
 
 
-def _global_point(rule, model, manifold, values, tight, loose_solver, h, steps):
+def _global_point(rule, model, run, tight, loose_solver, h, steps):
     """(error, flag) of `steps` steps of size h against the flow, at the checkpoints."""
-    path = np.asarray(_run(rule, model, manifold, np.asarray(model.theta0), h, steps, values))
+    start = np.asarray(model.theta0)
+    points, movement, finite = run(h, steps // _CHECKPOINTS)
     marks = np.arange(1, _CHECKPOINTS + 1) * (steps // _CHECKPOINTS)
     times = _duration(rule) * h * marks  # the same number of output times for every h: one compilation
-    predicted = np.asarray(tight(path[0], h, times))
-    loose = np.asarray(loose_solver(path[0], h, times))
-    error = float(np.max(np.linalg.norm(path[marks] - predicted, axis=1)))
+    predicted = np.asarray(tight(start, h, times))
+    loose = np.asarray(loose_solver(start, h, times))
+    error = float(np.max(np.linalg.norm(points - predicted, axis=1)))
     gap = float(np.max(np.linalg.norm(loose - predicted, axis=1)))
-    flag = _flag(error, float(np.linalg.norm(path[0])), gap, float(np.max(np.linalg.norm(path - path[0], axis=1))),
-                 iterates_finite=bool(np.isfinite(path).all()), flow_finite=bool(np.isfinite(predicted).all()))
+    flag = _flag(error, float(np.linalg.norm(start)), gap, movement,
+                 iterates_finite=finite, flow_finite=bool(np.isfinite(predicted).all()))
     return error, flag
 
 
-def global_error(rule, model, order: int, *, step_sizes, time: float, values: dict | None = None) -> SweepResult:
-    """max_k |theta_{n_k} - phi_{n_k h}(theta_0)| at the checkpoints n_k h = k time/4, over `step_sizes`;
+def global_error(rule, model, order: int, *, step_sizes=None, time: float, values: dict | None = None) -> SweepResult:
+    """max_k |theta_{n_k} - phi_{n_k h}(theta_0)| at the checkpoints n_k h = k time/4, over step sizes h;
     expected slope order + 1, one more per vanishing term after f_order.
 
     Each h is adjusted to time/N (N a multiple of 4) so that every sweep ends at
-    `time` (`SweepResult.requested` keeps the step sizes as given). Inputs are
-    checked first, as for `local_error`.
+    `time` (`SweepResult.requested` keeps the step sizes as given). Without
+    `step_sizes` the window is searched for as in `local_error`, over
+    h = time/N with N doubling from the start (at most `MAX_GLOBAL_STEPS`
+    steps). Inputs are checked first, as for `local_error`.
     """
     order, step_sizes, values = _check_inputs(rule, model, order, values, step_sizes, kind="global_error")
     time = check_time(time)
-    adjusted = global_step_sizes(step_sizes, time)
+    adjusted = None if step_sizes is None else global_step_sizes(step_sizes, time)
     field, manifold = modified_field(rule, model, order, values, with_manifold=True)
     tight, loose_solver = flow_solver(field), flow_solver(field, RTOL * 100)
-    hs, errors, flags = [], [], []
-    with np.errstate(all="ignore"):  # overflow in a diverging run is flagged below, not warned about
-        for h, steps in _progress(list(adjusted), "global error"):
-            error, flag = _global_point(rule, model, manifold, values, tight, loose_solver, h, steps)
-            hs.append(h)
-            errors.append(error)
-            flags.append(flag)
+    run = compiled_iterates(rule, model, values, manifold, _CHECKPOINTS)
+
+    def point(h, steps):
+        return _global_point(rule, model, run, tight, loose_solver, h, steps)
+
+    start = first = None
+    if step_sizes is None:
+        h0, why = start_step(field, model.theta0, rule, values)
+        first = _CHECKPOINTS * max(1, math.ceil(time / h0 / _CHECKPOINTS))  # h = time/N <= h0, N a multiple of 4
+        start = (h0, ", ".join(filter(None, [why, f"time/{first}"])))
+    exact_time = Fraction(repr(float(time)))
+
+    def steps_for(k):
+        return float(exact_time / (first * 2**k)), first * 2**k
+
+    def limit(k):
+        if first * 2**k > MAX_GLOBAL_STEPS:
+            return f"before more than {MAX_GLOBAL_STEPS} steps (h={time / (first * 2**k):.3g}); a shorter time helps"
+        return None
+
     note = _MANIFOLD_NOTE if manifold else ""
-    result = _fit("global", hs, errors, flags, order + 1, note, requested=step_sizes)
+    result = _sweep("global", adjusted, point, start, order + 1, note, steps_for=steps_for, requested=step_sizes,
+                    limit=limit)
     return _with_vanishing_terms(result, rule, model, order, values)

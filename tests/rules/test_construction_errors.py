@@ -43,7 +43,7 @@ def _heavy_ball_update(theta, state, grad, h, n, beta):
     (lambda: Adam(eps=-1, eps_position="outside"), "must be >= 0"),
     (lambda: FiniteDifferenceGR(eps=0), "eps = 0"),
     (lambda: FiniteDifferenceGR(kind="sideways"), "forward"),
-    (lambda: RungeKutta.from_tableau([[0, 1], [0, 0]], [1, 0]), "implicit"),
+    (lambda: RungeKutta.from_tableau([[0, 1], [0]], [1, 0]), "must be 2 x 2"),  # implicit is fine; ragged is not
     (lambda: RungeKutta.from_tableau([[0]], [1], [1]), "row sum"),
     (lambda: RungeKutta(A=1, b=(1,)), "Butcher tableau"),
     (lambda: SGDSteps(0), "positive number of batches"),

@@ -113,8 +113,10 @@ def test_numeric_iteration_runs_the_same_step(name):
 
 
 def test_tableau_validation():
-    with pytest.raises(ValueError, match="implicit"):
-        RungeKutta.from_tableau([[1]], [1])
+    # Implicit tableaus are accepted since issue 16 (backward Euler, [[1]], [1]); a non-square A is not.
+    assert RungeKutta.from_tableau([[1]], [1]).A == ((1,),)
+    with pytest.raises(ValueError, match="must be 2 x 2"):
+        RungeKutta.from_tableau([[0, 1]], [1, 0])
     with pytest.raises(ValueError, match="row sum"):
         RungeKutta.from_tableau([[0, 0], [1, 0]], [0.5, 0.5], [0, 0.5])
     with pytest.raises(ValueError, match="must be 2 x 2"):

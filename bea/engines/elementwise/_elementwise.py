@@ -29,7 +29,9 @@ from math import factorial
 import sympy as sp
 
 from ..._errors import InconsistentRuleError, UnknownSymbolError, UnsupportedError
+from ..series._fractions import rational_function_field
 from ..series._jet import ScalarSeries, VectorSeries
+from ..slow_manifold._slow_manifold import Truncations, settle
 from ..trees._bseries_step import _multiplicity_factorials
 
 __all__ = [
@@ -93,10 +95,17 @@ def _depends(expr) -> bool:
 
 def _scalar_and_vector(monomial) -> tuple:
     """A monomial as (factors equal in every component, factors that are vectors)."""
-    scalar, vector = [], []
-    for factor in sp.Mul.make_args(monomial):
-        (vector if _is_vector(factor) else scalar).append(factor)
-    return sp.Mul(*scalar), sp.Mul(*vector)
+    split = _SPLITS.get(monomial)
+    if split is None:  # the same monomials come back in every contraction: split each once
+        scalar, vector = [], []
+        for factor in sp.Mul.make_args(monomial):
+            (vector if _is_vector(factor) else scalar).append(factor)
+        split = _SPLITS[monomial] = (sp.Mul(*scalar), sp.Mul(*vector))
+    return split
+
+
+#: monomial -> (scalar, vector) factors; a symbol's kind is fixed when it is registered, so entries stay true.
+_SPLITS: dict = {}
 
 
 def atom_arguments(symbol) -> tuple:
@@ -109,6 +118,10 @@ def _is_vector(expr) -> bool:
 
 
 def _atom(arguments: tuple) -> sp.Symbol:
+    known = _BY_ARGUMENTS.get(arguments)
+    if known is not None:  # skips sorting (SymPy's sort keys print expressions): most calls repeat
+        return known
+    unsorted = arguments
     arguments = tuple(sorted(arguments, key=sp.default_sort_key))
     if arguments not in _BY_KEY:
         m = len(arguments)
@@ -119,7 +132,11 @@ def _atom(arguments: tuple) -> sp.Symbol:
         else:
             name = f"∇{str(m + 1).translate(_SUPERSCRIPTS)}E[{', '.join(map(str, arguments))}]"
         _BY_KEY[arguments] = _registered(name, arguments, _ATOMS)
+    _BY_ARGUMENTS[unsorted] = _BY_KEY[arguments]
     return _BY_KEY[arguments]
+
+
+_BY_ARGUMENTS: dict = {}  # the arguments in the order given -> the atom (sorted: _BY_KEY)
 
 
 def _registered(name: str, meaning: tuple, registry: dict) -> sp.Symbol:
@@ -192,9 +209,12 @@ class Element:
     def __mul__(self, other):
         other = Element.of(other)
         out: dict = {}
+        one = Element.field.one
         for m1, c1 in self.terms.items():
             for m2, c2 in other.terms.items():
-                for m, c in _reduced(m1 * m2, c1 * c2):
+                c12 = c1 * c2
+                for m, factor in _reduced_product(m1, m2):
+                    c = c12 if factor == one else c12 * factor
                     out[m] = out[m] + c if m in out else c
         return Element(out)
 
@@ -250,6 +270,25 @@ def _relate(total: Element) -> None:
     if not (base.is_Symbol or base.is_Pow) or base in _RELATIONS:
         return
     _RELATIONS[base] = (k, total.expr(), Element.field.to_sympy(total.terms[sp.S.One]), Element.field.to_sympy(c))
+    _PRODUCTS.clear()
+
+
+def _reset_relations() -> None:
+    _RELATIONS.clear()
+    _PRODUCTS.clear()
+
+
+#: (m1, m2, field) -> _reduced(m1 * m2, 1): the same monomials multiply again and again (SymPy's Mul is
+#: slow); valid while the relations stand, so cleared whenever they change.
+_PRODUCTS: dict = {}
+
+
+def _reduced_product(m1, m2) -> list[tuple]:
+    key = (m1, m2, id(Element.field))
+    known = _PRODUCTS.get(key)
+    if known is None:
+        known = _PRODUCTS[key] = _reduced(m1 * m2, Element.field.one)
+    return known
 
 
 def _reduced(monomial, coefficient) -> list[tuple]:
@@ -494,8 +533,8 @@ def elementwise_modified_field(rule, order: int) -> tuple[list, list]:
     from ..series._jet import STEP_SIZE
 
     previous = Element.field
-    Element.field = sp.QQ.frac_field(*sorted(rule.free_symbols, key=str)) if rule.free_symbols else sp.QQ
-    _RELATIONS.clear()
+    Element.field = rational_function_field(rule.free_symbols)
+    _reset_relations()
     try:
         algebra = ElementwiseAlgebra()
         n = order + 1
@@ -504,7 +543,7 @@ def elementwise_modified_field(rule, order: int) -> tuple[list, list]:
             # The leading part of the slow manifold first: its sweeps start from zero states, whose
             # transient roots (sqrt((1 - rho) g^2 + eps)) must not become relations of the result.
             lead = _settle(rule, algebra, 0, None)[1]
-            _RELATIONS.clear()
+            _reset_relations()
             phi, states = _settle(rule, algebra, n, [s.coeffs[0][0] for s in lead])
         else:
             theta, h = _start(algebra, n)
@@ -530,25 +569,39 @@ def _start(algebra, n: int):
 
 def _settle(rule, algebra, n: int, lead):
     """(theta', states) on the slow manifold, series truncated after h^n; `lead`: the states' h^0 parts."""
-    from ..slow_manifold._slow_manifold import settle
+    state0 = None if lead is None else [VectorSeries(algebra, [(c,)]) for c in lead]
+    return settle(rule, _ElementTruncations(algebra), order=n, state0=state0)
 
-    zero = Element({})
-    theta, h = _start(algebra, n)
-    oracle = ElementwiseOracle(algebra, n)
 
-    def compose(state, point):
-        evaluate = _Evaluator(algebra, [0] + [c[0] for c in point.coeffs[1:]], n)
-        total = ScalarSeries(algebra, [zero] * (n + 1))
+class _ElementTruncations(Truncations):
+    """Element series truncated after h^k, for `settle`."""
+
+    def __init__(self, algebra):
+        self.algebra = algebra
+
+    def at(self, k):
+        theta, h = _start(self.algebra, k)
+        return theta, ElementwiseOracle(self.algebra, k), h
+
+    def zero_state(self, k):
+        return VectorSeries(self.algebra, [(Element({}),)] * (k + 1))
+
+    def resize(self, state, k):
+        return VectorSeries(self.algebra, (state.coeffs + [(Element({}),)] * k)[: k + 1])
+
+    def compose(self, state, point):
+        n = point.order
+        zero = Element({})
+        evaluate = _Evaluator(self.algebra, [0] + [c[0] for c in point.coeffs[1:]], n)
+        total = ScalarSeries(self.algebra, [zero] * (n + 1))
         for k, (c,) in enumerate(state.coeffs):
             if c:
                 value = evaluate(c)
-                total = total + ScalarSeries(algebra, [zero] * k + value.coeffs[: n + 1 - k])
+                total = total + ScalarSeries(self.algebra, [zero] * k + value.coeffs[: n + 1 - k])
         return VectorSeries.stack([total])
 
-    state0 = None if lead is None else [VectorSeries(algebra, [(c,)] + [(zero,)] * n) for c in lead]
-    return settle(rule, theta, oracle, h, order=n, compose=compose, state0=state0,
-                  zero_state=lambda: VectorSeries(algebra, [(zero,)] * (n + 1)),
-                  vanishes=lambda r: all(vanishes(c[0]) for c in r.coeffs))
+    def lowest(self, residual, start):
+        return next((k for k in range(start, len(residual.coeffs)) if not vanishes(residual.coeffs[k][0])), None)
 
 
 def _corrections(expansion: list, order: int) -> list:

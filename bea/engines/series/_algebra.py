@@ -24,6 +24,9 @@ import sympy as sp
 from sympy.polys.polyerrors import CoercionFailed, ExactQuotientFailed
 from sympy.polys.rings import PolyRing
 
+from ._fractions import rational_function_field
+from ._relations import AtomRelations
+
 __all__ = ["Algebra", "DifferentialAlgebra", "ExpressionAlgebra", "NotPolynomialError", "PolynomialAlgebra"]
 
 
@@ -81,7 +84,13 @@ class Algebra:
         return tuple(self.from_expr(p) for p in self.params)
 
     def is_zero(self, value) -> bool:
+        """A fast test: True only for zero; a value whose atoms cancel only through their relations may read
+        as nonzero (see `vanishes`)."""
         return not value
+
+    def vanishes(self, value) -> bool:
+        """Exact zero test, relations between atoms included (sqrt(v)^2 = v)."""
+        return self.is_zero(value) or sp.expand(self.to_expr(value)) == 0
 
 
 class PolynomialAlgebra(Algebra):
@@ -93,7 +102,7 @@ class PolynomialAlgebra(Algebra):
         extra = tuple(c for c in constants if c not in self.params)
         self.rational = rational
         if rational and extra:
-            self.ring = PolyRing(self.params + tuple(atoms), sp.QQ.frac_field(*extra))
+            self.ring = PolyRing(self.params + tuple(atoms), rational_function_field(extra))
         else:
             self.ring = PolyRing(self.params + extra + tuple(atoms), sp.QQ)
         self._param_gens = self.ring.gens[: len(self.params)]
@@ -124,6 +133,9 @@ class PolynomialAlgebra(Algebra):
 
     def _atom_degree(self, value) -> bool:
         return False
+
+    def vanishes(self, value) -> bool:
+        return not value  # canonical: sparse polynomials without atoms
 
     def substitute(self, value, point):
         return value.compose(list(zip(self._param_gens, point)))
@@ -197,6 +209,7 @@ class DifferentialAlgebra(PolynomialAlgebra):
         atoms = list(self._atom_of.items())
         super().__init__(self.params, constants, atoms=tuple(d for _, d in atoms), rational=rational)
         self._atom_exprs = {d: e for e, d in atoms}
+        self._relations = None  # built on the first exact zero test
         gens = self.ring.gens
         self._atom_gens = [(gens[self.ring.symbols.index(d)], e) for e, d in atoms]
         # D_i g_k as ring elements: the derivative of every atom, once.
@@ -286,6 +299,30 @@ class DifferentialAlgebra(PolynomialAlgebra):
 
     def to_expr(self, value) -> sp.Expr:
         return value.as_expr().xreplace(self._atom_exprs)
+
+    def vanishes(self, value) -> bool:
+        """Exact zero test: the canonical form modulo sqrt(w)^2 = w and (1/v) v = 1 (`_relations`), else
+        expanded expressions."""
+        if not value:
+            return True
+        if not self._atom_of:
+            return False
+        if self.relations.certainly_nonzero(value):
+            return False
+        reduced = self.relations.reduce(value)
+        if reduced is None:
+            return sp.expand(self.to_expr(value)) == 0
+        return not reduced
+
+    @property
+    def relations(self) -> AtomRelations:
+        """The atoms' relations (sqrt(w)^2 = w, (1/v) v = 1), built on first use."""
+        if self._relations is None:
+            self._relations = AtomRelations(self.ring, self._atom_gens, self._convert_base)
+        return self._relations
+
+    def _convert_base(self, expr):
+        return PolynomialAlgebra.from_expr(self, expr)
 
     def diff(self, value, index: int):
         out = value.diff(self._param_gens[index])

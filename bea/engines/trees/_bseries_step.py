@@ -26,10 +26,14 @@ from math import factorial
 import sympy as sp
 
 from ..._errors import InconsistentRuleError, UnknownSymbolError, UnsupportedError
+from ..series._fractions import rational_function_field
 from ..series._jet import ScalarSeries, branch_error, components_error, numpy_ufunc
+from ..slow_manifold._slow_manifold import Truncations, settle
 from ._colored_trees import (
     Colored,
     Label,
+    admissible_cuts,
+    attachments,
     colored_cuts,
     colored_order,
     colored_symmetry,
@@ -56,7 +60,7 @@ class _RationalFunctions:
     params = ()
 
     def __init__(self, symbols=()):
-        self.field = sp.QQ.frac_field(*sorted(symbols, key=str)) if symbols else sp.QQ
+        self.field = rational_function_field(symbols)
         self._converted: dict = {}
 
     def from_expr(self, expr):
@@ -243,14 +247,7 @@ class TreeOracle:
         Products whose coefficients start beyond h^n are never formed.
         """
         label = self.label if label is None else label
-        inc = x.increments()
-        for v in inc.values():  # increments must be O(h) for the Taylor series to be finite at each order
-            if v.coeffs[0]:
-                raise UnknownSymbolError(
-                    "an evaluation point moves by O(1) (e.g. SAM with an independent radius rho); "
-                    "the coordinate-free view needs increments of order h: tie it to the step (rho = c*h), "
-                    "or expand in h and rho jointly with small=['rho'] (CLI: --small rho)"
-                )
+        inc = self._increments(x)
         for v in vectors:
             if _IDENTITY in v.terms:
                 raise UnknownSymbolError("a derivative applied to theta itself has no B-series form")
@@ -303,7 +300,71 @@ class TreeOracle:
         return cache[tree]
 
     def compose(self, s: TreeVector, x: TreeVector) -> TreeVector:
-        """s(x) for s = c theta + sum_t k_t F(t)/sigma(t) and a point x = theta + increments."""
+        """s(x) for s = c theta + sum_t k_t F(t)/sigma(t) and a point x = theta + sum_u a_u F(u)/sigma(u).
+
+        By the composition of B-series (`admissible_cuts`), tree by tree:
+        s(x) = c x + sum_t (sum_{cuts of t} count k_{root part} prod_{u in forest} a_u) F(t)/sigma(t).
+        The trees t that can occur are grown from those of s by attaching increments of x, in order
+        of the power of h their coefficients start at; none beyond h^n is formed.
+        """
+        n = self.n
+        inc = self._increments(x)
+        lows = {u: _valuation(a) for u, a in inc.items()}
+        roots = {t: k for t, k in s.terms.items() if t is not _IDENTITY}
+        # Candidate trees by the lowest power of h they can start at (buckets: attachments cost >= h^1).
+        start: dict = {}
+        buckets: list[list] = [[] for _ in range(n + 1)]
+        for t, k in roots.items():
+            v = _valuation(k)
+            if v <= n:
+                start[t] = v
+                buckets[v].append(t)
+        for v in range(n + 1):
+            for t in buckets[v]:
+                if start[t] != v:
+                    continue
+                for u, low in lows.items():
+                    if v + low > n:
+                        continue
+                    for grown in attachments(t, u):
+                        if grown not in start or start[grown] > v + low:
+                            start[grown] = v + low
+                            buckets[v + low].append(grown)
+        out: dict = {}
+        for t in start:
+            total = None
+            for (root, forest), count in admissible_cuts(t):
+                k = roots.get(root)
+                if k is None or any(u not in inc for u in forest):
+                    continue
+                low = _valuation(k) + sum(lows[u] for u in forest)
+                if low > n:
+                    continue
+                term = k
+                for u in forest:
+                    term = term * inc[u]
+                term = _scaled(term, count)
+                total = term if total is None else total + term
+            if total is not None:
+                out[t] = total
+        result = TreeVector(out, n)
+        identity = s.terms.get(_IDENTITY)
+        return result if identity is None else result + x * identity
+
+    def _increments(self, x: TreeVector) -> dict:
+        inc = x.increments()
+        for v in inc.values():  # increments must be O(h) for the Taylor series to be finite at each order
+            if v.coeffs[0]:
+                raise UnknownSymbolError(
+                    "an evaluation point moves by O(1) (e.g. SAM with an independent radius rho); "
+                    "the coordinate-free view needs increments of order h: tie it to the step (rho = c*h), "
+                    "or expand in h and rho jointly with small=['rho'] (CLI: --small rho)"
+                )
+        return inc
+
+    def compose_by_derivatives(self, s: TreeVector, x: TreeVector) -> TreeVector:
+        """s(x) by elementary differentials at x (Lemma III.1.9 node by node): the slow, independent route
+        that `compose` is tested against."""
         cache: dict = {}
         total = TreeVector({}, self.n)
         for t, k in s.terms.items():
@@ -335,13 +396,36 @@ def _multiplicity_factorials(trees) -> int:
 def _memory_step(rule, theta: TreeVector, oracle: TreeOracle, h, states: list | None = None) -> TreeVector:
     """theta' on the slow manifold of a rule with memory, as a B-series (see `_slow_manifold.settle`);
     the states on the manifold are appended to `states`."""
-    from ..slow_manifold._slow_manifold import settle
-
-    moved, manifold = settle(rule, theta, oracle, h, zero_state=lambda: TreeVector({}, theta.n),
-                             compose=oracle.compose, vanishes=lambda r: not r.terms, order=theta.n)
+    moved, manifold = settle(rule, _TreeTruncations(oracle.n_losses), order=theta.n)
     if states is not None:
         states[:] = manifold
     return moved
+
+
+class _TreeTruncations(Truncations):
+    """B-series with coefficients truncated after h^k, for `settle`."""
+
+    def __init__(self, n_losses: int):
+        self.n_losses = n_losses
+
+    def at(self, k):
+        theta = TreeVector({_IDENTITY: _hpoly([1] + [0] * k)}, k)
+        return theta, TreeOracle(k, self.n_losses), _hpoly([0, 1, *[0] * k][: k + 1])
+
+    def zero_state(self, k):
+        return TreeVector({}, k)
+
+    def resize(self, state, k):
+        zero = _SCALARS.zero
+        exact = {t: k + 1 if v.valid >= len(v.coeffs) else min(v.valid, k + 1) for t, v in state.terms.items()}
+        return TreeVector({t: ScalarSeries(_SCALARS, (v.coeffs + [zero] * k)[: k + 1], exact[t])
+                           for t, v in state.terms.items()}, k)
+
+    def compose(self, state, point):
+        return TreeOracle(point.n, self.n_losses).compose(state, point)
+
+    def lowest(self, residual, start):
+        return min((_valuation(v) for v in residual.terms.values()), default=None)  # canonical: no tests to skip
 
 
 def bseries_modified_field(rule, order_: int, manifold: list | None = None) -> dict:

@@ -85,6 +85,41 @@ def colored_cuts(t: Colored) -> tuple:
     return tuple(out)
 
 
+@lru_cache(maxsize=None)
+def admissible_cuts(t: Colored) -> tuple:
+    """((root part, forest), count) for every subtree of t that contains the root.
+
+    Subtrees are vertex sets closed towards the root, so equal branches count separately
+    (the count); the forest holds the trees hanging off the removed edges, sorted. These
+    are the terms of the composition of B-series (Hairer, Lubich & Wanner, Thm III.1.10;
+    the Connes-Kreimer coproduct): B(b, B(a, y)) has coefficient
+    sum_cuts count * b(root part) * prod_{u in forest} a(u) on F(t)/sigma(t).
+    """
+    per_child = [[(None, (child,), 1)] + [(root, forest, count) for (root, forest), count in admissible_cuts(child)]
+                 for child in t.children]
+    counts: Counter = Counter()
+    for choice in product(*per_child):
+        root = make(t.label, [r for r, _, _ in choice if r is not None])
+        forest = tuple(sorted((u for _, f, _ in choice for u in f), key=colored_key))
+        weight = 1
+        for _, _, count in choice:
+            weight *= count
+        counts[(root, forest)] += weight
+    return tuple(counts.items())
+
+
+@lru_cache(maxsize=None)
+def attachments(t: Colored, u: Colored) -> frozenset:
+    """Every tree obtained from t by attaching u as a new child of one of t's vertices."""
+    out = {make(t.label, t.children + (u,))}
+    for i, child in enumerate(t.children):
+        if child in t.children[:i]:
+            continue  # equal children give the same trees
+        rest = t.children[:i] + t.children[i + 1 :]
+        out |= {make(t.label, rest + (grown,)) for grown in attachments(child, u)}
+    return frozenset(out)
+
+
 def labels_of(t: Colored) -> set:
     out = {t.label}
     for c in t.children:

@@ -19,18 +19,35 @@ id + sum_n L_n / n!, and
     b(t) = a(t) - sum_{n >= 2} L_n(t) / n!        (recursively in |t|).
 
 Trees are canonical nested tuples: a node is the sorted tuple of its children
-(the leaf is ()).
+(the leaf is ()). Internally each tree also has an integer id (`_Forest`): ids
+follow the order of `trees_up_to`, a tree is its sorted tuple of child ids, and
+its cuts (merged, with multiplicities) come from those of its largest child and
+of the rest, once per tree.
+
+The coefficients of a rational tableau are computed in integers, exactly: with
+d the common denominator of the tableau and R the product of the primes <= N
+(N the largest tree size), e(t) = d (d R)^{|t|-1} b(t) is an integer, and so is
+M_n(t) = R^{|t|-n} d^{|t|} L_n(t) = sum over cuts of e(cut-off) M_{n-1}(root part)
+(M_1 = e); the matching reads
+
+    e(t) = R^{|t|-1} d^{|t|} a(t) - sum_{n >= 2} (R^{n-1}/n!) M_n(t),
+
+and R^{n-1}/n! is an integer for n <= N (Legendre: v_p(n!) <= (n-1)/(p-1)).
+This is the homogeneity of the matching (scaling h by dR scales a(t), b(t) and
+L_n(t) by (dR)^{|t|}). SymPy numbers are made only for the result.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from math import factorial
+from math import factorial, lcm
+from operator import mul, sub
 
 from sympy import Rational, S, sympify
-from sympy.polys.domains import QQ
+from sympy import expand as sp_expand
 
 __all__ = [
     "Tree",
@@ -63,23 +80,101 @@ def order(t: Tree) -> int:
     return 1 + sum(order(c) for c in t)
 
 
-@lru_cache(maxsize=None)
+class _Forest:
+    """All rooted trees up to some size as integer ids, grown on demand (one shared instance).
+
+    Ids follow `trees_up_to` (by order, then by the sorted tuple of child ids, which is `_key`'s order);
+    tree `t` is `prefix[t]` with the child `last[t]` added, `last[t]` its largest child."""
+
+    def __init__(self):
+        self.children: list[tuple[int, ...]] = [()]  # sorted child ids
+        self.nested: list[Tree] = [()]
+        self.prefix: list[int] = [-1]
+        self.last: list[int] = [-1]
+        self.bounds: list[int] = [0, 0, 1]  # ids of order n: range(bounds[n], bounds[n + 1])
+        self.index: dict[tuple[int, ...], int] = {(): 0}
+        self.cuts: list[dict] = [{}]  # {(root part, cut-off part): number of edges}
+        self._joined: dict[tuple[int, int], int] = {}
+        self._layers: dict[int, tuple] = {}
+
+    @property
+    def max_order(self) -> int:
+        return len(self.bounds) - 2
+
+    def grow(self, n: int) -> None:
+        while self.max_order < n:
+            self._add_order(self.max_order + 1)
+
+    def _add_order(self, n: int) -> None:
+        # a tree of order n is a tree of order m < n and a new largest child of order n - m: each once
+        bounds, children = self.bounds, self.children
+        new = []
+        for m in range(1, n):
+            low, high = bounds[n - m], bounds[n - m + 1]
+            for rest in range(bounds[m], bounds[m + 1]):
+                kids = children[rest]
+                for child in range(max(low, kids[-1]) if kids else low, high):
+                    new.append((kids + (child,), rest, child))
+        new.sort()
+        for kids, rest, child in new:
+            self.index[kids] = len(children)
+            children.append(kids)
+            self.nested.append(self.nested[rest] + (self.nested[child],))
+            self.prefix.append(rest)
+            self.last.append(child)
+        bounds.append(len(children))
+
+    def ids(self, n: int) -> range:
+        self.grow(n)
+        return range(self.bounds[n], self.bounds[n + 1])
+
+    def _join(self, tree: int, child: int) -> int:
+        """The id of `tree` with `child` grafted on its root (memoized in `_joined`)."""
+        kids = self.children[tree]
+        i = bisect_left(kids, child)
+        out = self._joined[(tree, child)] = self.index[kids[:i] + (child,) + kids[i:]]
+        return out
+
+    def _cuts_of(self, t: int) -> dict:
+        # edges of t = edges of prefix[t] (root parts get last[t] back), the edge to last[t], and the edges
+        # inside last[t] (root parts: prefix[t] with the rest of last[t] grafted)
+        rest, child = self.prefix[t], self.last[t]
+        joined, join = self._joined, self._join  # `or`: a joined id is never 0 (the leaf)
+        out = {}
+        for (root, cut), k in self.cuts[rest].items():  # distinct root parts stay distinct: no merging
+            out[(joined.get((root, child)) or join(root, child), cut)] = k
+        out[(rest, child)] = out.get((rest, child), 0) + 1
+        for (root, cut), k in self.cuts[child].items():
+            key = (joined.get((rest, root)) or join(rest, root), cut)
+            out[key] = out.get(key, 0) + k
+        return out
+
+    def layer(self, n: int) -> tuple:
+        """The cuts of all trees of order n, flattened: root parts, cut-off parts, multiplicities, and one
+        slice of these lists per tree."""
+        if n not in self._layers:
+            ids = self.ids(n)
+            for k in range(2, n):
+                self.layer(k)  # the cuts of smaller trees first
+            roots, cut_offs, counts, slices = [], [], [], []
+            for t in ids:
+                cuts = self._cuts_of(t)
+                self.cuts.append(cuts)
+                start = len(roots)
+                roots += [root for root, _ in cuts]
+                cut_offs += [cut for _, cut in cuts]
+                counts += cuts.values()
+                slices.append(slice(start, len(roots)))
+            self._layers[n] = (roots, cut_offs, counts, slices)
+        return self._layers[n]
+
+
+_FOREST = _Forest()
+
+
 def trees_of_order(n: int) -> tuple[Tree, ...]:
-    """All rooted trees with n nodes, each once, in a fixed order."""
-    if n == 1:
-        return ((),)
-    found = set()
-    for t in trees_of_order(n - 1):  # every tree of order n is a leaf grafted on one of order n - 1
-        for grown in _graft_leaf(t):
-            found.add(grown)
-    return tuple(sorted(found, key=_key))
-
-
-def _graft_leaf(t: Tree) -> Iterator[Tree]:
-    yield _sort(t + ((),))
-    for i, child in enumerate(t):
-        for grown in _graft_leaf(child):
-            yield _sort(t[:i] + (grown,) + t[i + 1 :])
+    """All rooted trees with n nodes, each once, ordered by `_key`."""
+    return tuple(_FOREST.nested[t] for t in _FOREST.ids(n))
 
 
 def trees_up_to(n: int) -> list[Tree]:
@@ -106,18 +201,6 @@ def gamma(t: Tree) -> int:
     return out
 
 
-@lru_cache(maxsize=None)
-def _cuts(t: Tree) -> tuple[tuple[Tree, Tree], ...]:
-    """(root part, cut-off part) for every edge of t (edges of equal children counted separately)."""
-    out = []
-    for i, child in enumerate(t):
-        rest = t[:i] + t[i + 1 :]
-        out.append((_sort(rest), child))
-        for root_part, cut_off in _cuts(child):
-            out.append((_sort(rest + (root_part,)), cut_off))
-    return tuple(out)
-
-
 def level_sequence(t: Tree) -> list[int]:
     """The canonical level sequence (root at level 1; subtrees in decreasing lexicographic order),
     as used by RootedTrees.jl and BSeries.jl."""
@@ -130,8 +213,11 @@ def level_sequence(t: Tree) -> list[int]:
 
 
 def elementary_weight(A, b) -> Callable[[Tree], object]:
-    """Phi(t) = sum_i b_i Phi_i(t) of an explicit Runge-Kutta tableau (Butcher 2016, Sec. 31):
-    the numerical step is B(Phi), and the method has order q iff Phi(t) = 1/gamma(t) for |t| <= q."""
+    """Phi(t) = sum_i b_i Phi_i(t) of a Runge-Kutta tableau, explicit or implicit (Butcher 2016, Sec. 31):
+    the numerical step is B(Phi), and the method has order q iff Phi(t) = 1/gamma(t) for |t| <= q.
+    The recursion Phi_i(t) = prod over children of sum_j a_ij Phi_j(child) sums over every j, so it holds for
+    any A: an implicit method's stages are B-series too, and the fixed point of the stage equations
+    k = f(theta + h A k) is reached tree by tree (Hairer, Lubich & Wanner 2006, Sec. III.1.2; Butcher 2016, Sec. 31)."""
     stages = len(b)
 
     @lru_cache(maxsize=None)
@@ -152,33 +238,111 @@ def elementary_weight(A, b) -> Callable[[Tree], object]:
     return weight
 
 
-def modified_equation_coefficients(method_coefficient: Callable[[Tree], object], max_order: int) -> dict:
-    """b(t) for all trees with |t| <= max_order, from the method's B-series coefficients a(t)."""
-    # QQ (gmpy2 mpq when installed): exact, and much faster than SymPy numbers in this inner loop.
-    trees = trees_up_to(max_order)
-    b: dict[Tree, object] = {}
-    lie: dict[tuple[int, Tree], object] = {}  # (n, t) -> L_n(t)
-    for t in trees:
-        size = order(t)
-        total = QQ(0)
+def _primorial(n: int) -> int:
+    """The product of the primes <= n."""
+    out = 1
+    for p in range(2, n + 1):
+        if all(p % q for q in range(2, int(p**0.5) + 1)):
+            out *= p
+    return out
+
+
+def _integer_matching(scaled: list[int], max_order: int, radix: int) -> list[int]:
+    """e(t) = R^{|t|-1} a'(t) - sum_{n>=2} (R^{n-1}/n!) M_n(t) for the trees of `_FOREST` by id (module
+    docstring), from the integer method coefficients a'(t) = `scaled`; R = `radix`, a multiple of every
+    prime <= max_order. Each order is one layer: its M_n are sums over the flattened cuts of the layer."""
+    count = _FOREST.bounds[max_order + 1]
+    e = [0] * count
+    lie = [[0] * count for _ in range(max_order + 1)]  # lie[n][t] = M_n(t); lie[1] is e
+    weights = [0, 0] + [radix ** (n - 1) // factorial(n) for n in range(2, max_order + 1)]
+    e[0] = lie[1][0] = scaled[0]
+    for size in range(2, max_order + 1):
+        ids = _FOREST.ids(size)
+        roots, cut_offs, counts, slices = _FOREST.layer(size)
+        factors = list(map(mul, counts, map(e.__getitem__, cut_offs)))  # multiplicity * e(cut-off)
+        power = radix ** (size - 1)
+        total = [power * scaled[t] for t in ids]
         for n in range(2, size + 1):
-            value = QQ(0)
-            for root_part, cut_off in _cuts(t):
-                previous = b[root_part] if n == 2 else lie.get((n - 1, root_part), 0)
-                if previous != 0 and b[cut_off] != 0:
-                    value += previous * b[cut_off]
-            if value != 0:
-                lie[(n, t)] = value
-                total += value / _FACTORIALS[n]
-        b[t] = _fraction(method_coefficient(t)) - total
-    return {t: QQ.to_sympy(v) for t, v in b.items()}
+            products = list(map(mul, factors, map(lie[n - 1].__getitem__, roots)))
+            values = list(map(sum, map(products.__getitem__, slices)))
+            lie[n][ids.start : ids.stop] = values
+            total = list(map(sub, total, map(weights[n].__mul__, values)))
+        e[ids.start : ids.stop] = lie[1][ids.start : ids.stop] = total
+    return e
 
 
-def _fraction(value) -> object:
-    value = sympify(value)
-    if not value.is_Rational:
-        raise TypeError(f"tree coefficients need exact rational method coefficients, got {value}")
-    return QQ(int(value.p), int(value.q))
+def _coefficients_from_integers(scaled: list[int], scale: int, max_order: int) -> list:
+    """b(t) (SymPy numbers, by id) from a'(t) = scale^{|t|} a(t) in integers."""
+    radix = _primorial(max_order)
+    e = _integer_matching(scaled, max_order, radix)
+    out = []
+    for size in range(1, max_order + 1):
+        denominator = scale * (scale * radix) ** (size - 1)  # e(t) = d (d R)^{|t|-1} b(t)
+        out.extend(Rational(e[t], denominator) for t in _FOREST.ids(size))
+    return out
+
+
+def _generic_matching(values: list, max_order: int) -> list:
+    """b(t) by id for method coefficients of any kind (SymPy expressions): the same recursion, expanded."""
+    count = _FOREST.bounds[max_order + 1]
+    b: list = [S.Zero] * count
+    lie: list[dict] = [{} for _ in range(count)]  # lie[t][n] = L_n(t), nonzero ones and L_1
+    for size in range(1, max_order + 1):
+        roots, cut_offs, counts, slices = _FOREST.layer(size) if size > 1 else ([], [], [], [slice(0, 0)])
+        for t, part in zip(_FOREST.ids(size), slices):
+            total = S.Zero
+            for n in range(2, size + 1):
+                terms = [k * b[c] * lie[r][n - 1] for r, c, k in zip(roots[part], cut_offs[part], counts[part])
+                         if b[c] != 0 and lie[r].get(n - 1, 0) != 0]
+                value = sp_expand(sum(terms, S.Zero))
+                if value != 0:
+                    lie[t][n] = value
+                    total += value / _FACTORIALS[n]
+            b[t] = lie[t][1] = sp_expand(values[t] - total)
+    return b
+
+
+def modified_equation_coefficients(method_coefficient: Callable[[Tree], object], max_order: int) -> dict:
+    """b(t) for all trees with |t| <= max_order, from the method's B-series coefficients a(t) (module docstring);
+    exact integers inside when every a(t) is rational, expanded SymPy expressions otherwise."""
+    if max_order < 1:
+        return {}
+    _FOREST.grow(max_order)
+    nested, count = _FOREST.nested, _FOREST.bounds[max_order + 1]
+    values = [sympify(method_coefficient(nested[t])) for t in range(count)]
+    if all(v.is_Rational for v in values):
+        scale = lcm(*(int(v.q) for v in values))  # scale^{|t|} a(t) is an integer
+        sizes = [k for k in range(1, max_order + 1) for _ in _FOREST.ids(k)]
+        scaled = [int(v.p) * (scale // int(v.q)) * scale ** (k - 1) for v, k in zip(values, sizes)]
+        b = _coefficients_from_integers(scaled, scale, max_order)
+    else:
+        b = _generic_matching(values, max_order)
+    return {nested[t]: b[t] for t in range(count)}
+
+
+def _tableau_coefficients(A, weights, max_order: int) -> list:
+    """b(t) by id for any tableau (explicit or implicit): the elementary weights Phi(t) by Butcher's recursion over ids
+    (Phi_i(t) = prod over children of sum_j a_ij Phi_j(child), Phi(t) = sum_i b_i Phi_i(t)) in integers
+    after scaling the tableau by its common denominator d (so a'(t) = d^{|t|} Phi(t))."""
+    _FOREST.grow(max_order)
+    entries = [sympify(x) for row in A for x in row] + [sympify(x) for x in weights]
+    if not all(x.is_Rational for x in entries):  # irrational numbers: the same recursion on SymPy expressions
+        weight = elementary_weight(A, weights)
+        count = _FOREST.bounds[max_order + 1]
+        return _generic_matching([weight(_FOREST.nested[t]) for t in range(count)], max_order)
+    scale = lcm(*(int(x.q) for x in entries))
+    rows = [[int(x.p) * (scale // int(x.q)) for x in map(sympify, row)] for row in A]
+    b_scaled = [int(x.p) * (scale // int(x.q)) for x in map(sympify, weights)]
+    count = _FOREST.bounds[max_order + 1]
+    prefix, last = _FOREST.prefix, _FOREST.last
+    stage = [[1] * len(b_scaled)]  # Phi_i(t) * scale^{|t|-1}
+    value = [[sum(map(mul, row, stage[0])) for row in rows]]  # sum_j a_ij Phi_j(t), scaled
+    for t in range(1, count):
+        phi = list(map(mul, stage[prefix[t]], value[last[t]]))
+        stage.append(phi)
+        value.append([sum(map(mul, row, phi)) for row in rows])
+    scaled = [sum(map(mul, b_scaled, phi)) for phi in stage]
+    return _coefficients_from_integers(scaled, scale, max_order)
 
 
 def exact_flow_coefficient(t: Tree):
@@ -210,8 +374,10 @@ def tree_coefficients(rule, order: int) -> list[TreeTerm]:
     """Modified-equation coefficients b(t) of a Runge-Kutta-type rule for all trees with <= order + 1 nodes.
 
     f~ = sum_t h^{|t|-1} b(t)/sigma(t) F(t), F the elementary differentials of
-    f = -grad E (or of any field). GD is explicit Euler. Raises for rules that
-    are not Runge-Kutta maps of a single field.
+    f = -grad E (or of any field). GD is explicit Euler. Implicit tableaus (backward
+    Euler, Gauss, Radau IIA, Lobatto: `bea.rules.IMPLICIT_TABLEAUS`) are accepted: their
+    elementary weights follow the same recursion, and irrational entries (Gauss's
+    sqrt(3)) stay exact. Raises for rules that are not Runge-Kutta maps of a single field.
     """
     from ..._errors import InvalidOrderError, UnknownSymbolError
     from ...rules import EULER, GD, RungeKutta
@@ -228,5 +394,5 @@ def tree_coefficients(rule, order: int) -> list[TreeTerm]:
         )
     if rule.free_symbols:
         raise UnknownSymbolError("the tableau has symbols; give it numbers to get exact coefficients")
-    b = modified_equation_coefficients(elementary_weight(rule.A, rule.b), order + 1)
-    return [TreeTerm(t, b[t]) for t in trees_up_to(order + 1)]
+    b = _tableau_coefficients(rule.A, rule.b, order + 1)
+    return list(map(TreeTerm, _FOREST.nested[: len(b)], b))
