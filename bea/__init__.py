@@ -26,9 +26,10 @@ from ._errors import (
     UnknownSymbolError,
     UnsupportedError,
 )
+from ._modifying import modifying_equation
 from ._orderings import average_over_orderings
 from .engines.series import STEP_SIZE as h
-from .engines.trees._trees import TreeTerm, tree_coefficients
+from .engines.trees._trees import TreeTerm, order_conditions, tree_coefficients
 from .exports import ModifiedLoss, NoModifiedLossError
 from .lowering import iterate
 from .lowering._minibatch_sde import MinibatchSDE, sgd_sde, sgd_sde_paths
@@ -36,6 +37,7 @@ from .results._bseries import BSeries, order_of_accuracy
 from .results._coordinate_free import CoordinateFreeModifiedEquation
 from .results._elementwise import ElementwiseModifiedEquation
 from .results._initial_point import InitialPointLoss
+from .results._modifying import CoordinateFreeModifyingEquation, ModifyingEquation
 from .results._stochastic import StochasticModifiedEquation
 from .results._stochastic_coordinate_free import CoordinateFreeStochasticModifiedEquation
 
@@ -46,6 +48,7 @@ __all__ = [
     "BSeries",
     "BeaError",
     "CoordinateFreeModifiedEquation",
+    "CoordinateFreeModifyingEquation",
     "CoordinateFreeStochasticModifiedEquation",
     "ElementwiseModifiedEquation",
     "ImplicitSolveError",
@@ -58,6 +61,7 @@ __all__ = [
     "MinibatchSDE",
     "ModifiedEquation",
     "ModifiedLoss",
+    "ModifyingEquation",
     "NoModifiedLossError",
     "NoStochasticModifiedEquationError",
     "NonSmoothLossError",
@@ -73,6 +77,8 @@ __all__ = [
     "h",
     "iterate",
     "modified_equation",
+    "modifying_equation",
+    "order_conditions",
     "order_of_accuracy",
     "rules",
     "sgd_sde",

@@ -132,10 +132,12 @@ def is_immutable(value, _seen=None) -> bool:
     return False
 
 
-def memoize(maxsize: int = 32, *, ignore: tuple[str, ...] = ()) -> Callable:
+def memoize(maxsize: int = 32, *, ignore: tuple[str, ...] = (), cacheable: Callable | None = None) -> Callable:
     """Decorator: remember the last `maxsize` results of a function of its arguments alone.
 
-    `ignore` names arguments that do not change the result (`progress`). A call
+    `ignore` names arguments that do not change the result (`progress`); `cacheable(arguments)`, if
+    given, may refuse the cache for a call (a rule running the user's own function, which may read
+    state that changes between calls). A call
     with a private argument (a name starting with `_`) set, or with arguments
     `freeze` cannot turn into a key, is not cached. The wrapper has `.cache` (a
     `BoundedCache`, with `hits` and `misses`) and `.cache_clear()`.
@@ -155,6 +157,8 @@ def memoize(maxsize: int = 32, *, ignore: tuple[str, ...] = ()) -> Callable:
             arguments = bound.arguments
             if any(name.startswith("_") and value is not None for name, value in arguments.items()):
                 return fn(*args, **kwargs)
+            if cacheable is not None and not cacheable(arguments):
+                return fn(*args, **kwargs)
             key = freeze(tuple((name, value) for name, value in arguments.items() if name not in ignore))
             if key is None:
                 return fn(*args, **kwargs)
@@ -172,3 +176,18 @@ def memoize(maxsize: int = 32, *, ignore: tuple[str, ...] = ()) -> Callable:
         return wrapper
 
     return decorator
+
+
+def built_in(value) -> bool:
+    """Whether nothing reachable from a value's fields is a function defined outside bea: a rule built from
+    bea's own classes and numbers, whose result depends on its fields alone (user functions may read
+    globals or closures that change between calls, and compare by identity)."""
+    if callable(value) and not isinstance(value, type) and not dataclasses.is_dataclass(value):
+        return (getattr(value, "__module__", "") or "").startswith("bea")
+    if isinstance(value, (tuple, list, frozenset, set)):
+        return all(built_in(v) for v in value)
+    if isinstance(value, dict):
+        return all(built_in(k) and built_in(v) for k, v in value.items())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return all(built_in(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return True

@@ -4,6 +4,8 @@
     concrete         any rule, any loss(es)                           engines.series (step expansion ModifiedEquation
                                                                       + correction recursion; slow
                                                                       manifold for rules with memory)
+    concrete         any rule on a vector field (field=[f_1, ...]):   engines.series with the       ModifiedEquation
+                     grad := -f, grad.hvp := -f'                      FieldOracle                   (.fields set)
     coordinate-free  GD and Runge-Kutta maps with numeric tableaus    engines.trees._trees          CoordinateFreeModifiedEquation
     coordinate-free  grad, grad.hvp, blocks: one loss or several      engines.trees._bseries_step   CoordinateFreeModifiedEquation
     coordinate-free  element-wise ops, sqrt, dot/norm (one loss)      engines.elementwise           ElementwiseModifiedEquation
@@ -22,7 +24,7 @@ from collections.abc import Mapping, Sequence
 
 import sympy as sp
 
-from ._cache import memoize
+from ._cache import built_in, memoize
 from ._errors import InvalidOrderError, InvalidRuleError, UnknownSymbolError, UnsupportedError
 from ._progress import Progress, rule_name, warn_if_slow
 from .engines.elementwise._elementwise import elementwise_modified_field
@@ -44,13 +46,15 @@ __all__ = ["MAX_SAFE_ORDER", "ModifiedEquation", "finite_n_modified_equation", "
 MAX_SAFE_ORDER = 12
 
 
-@memoize(maxsize=32, ignore=("progress",))
+@memoize(maxsize=32, ignore=("progress",), cacheable=lambda arguments: built_in(arguments["rule"]))
 def modified_equation(
     rule,
     order: int,
     *,
     loss: sp.Expr | None = None,
     losses: Sequence[sp.Expr] | None = None,
+    field: Sequence[sp.Expr] | None = None,
+    fields: Sequence[Sequence[sp.Expr]] | None = None,
     params: Sequence[sp.Symbol] | None = None,
     values: Mapping | None = None,
     constants: Sequence[sp.Symbol] | None = None,
@@ -69,6 +73,12 @@ def modified_equation(
         rule: an update rule (`bea.rules.GD()`, `bea.rules.RK4`, `bea.rules.rule(...)`, ...).
         order: p >= 0; f_0..f_p are returned (f_0 is the flow the rule is consistent with).
         loss: a SymPy expression in `params` (or `losses=[...]` for rules with several).
+        field: instead of a loss, a vector field [f_1, ..., f_n] (one SymPy expression per parameter):
+            the rule is applied to theta' = f(theta), its step seeing grad(x) = -f(x) and
+            grad.hvp(x, v) = -f'(x) v (GD is explicit Euler on f, a Runge-Kutta map its method on f).
+            Components may contain the step size `bea.h` polynomially, f = f^0 + h f^1 + ...
+            (modifying integrators). `fields=[[...], [...]]` gives one field per loss of a rule
+            with several. A rule that evaluates the loss itself (grad.value) is refused.
         params: the parameter symbols, in order; every other symbol stays symbolic.
         values: substitutions for hyperparameters or loss constants, e.g. {x: 1, y: 0.6}
             (floats are read as exact decimals).
@@ -87,6 +97,12 @@ def modified_equation(
     """
     order = check_order(order, max_order, "the number of terms grows combinatorially and the series is only asymptotic")
     _check_rule(rule)
+    given = [name for name, x in (("loss", loss), ("losses", losses), ("field", field), ("fields", fields)) if x is not None]
+    if len(given) > 1:
+        raise UnknownSymbolError(f"give only one of loss=, losses=, field= or fields= (got {', '.join(given)})")
+    if field is not None or fields is not None:
+        return _on_fields(rule, order, [field] if field is not None else list(fields), params, values, constants,
+                          small, progress, _runner)
     if loss is None and losses is None and params is None and not values:
         warn_if_slow(rule, order, None)
         with Progress(progress, f"{rule_name(rule)} to order {order}, coordinate-free") as bar:
@@ -103,6 +119,23 @@ def modified_equation(
     params = _flatten_players(rule, params)
     rule, losses = _apply_values(rule, losses, values or {})
     problem = Problem.build(losses, params, reserved=rule.free_symbols, constants=constants)
+    return _concrete(rule, order, problem, progress, _runner)
+
+
+def _on_fields(rule, order, fields, params, values, constants, small, progress, _runner) -> ModifiedEquation:
+    """The concrete view on vector fields (`field=` / `fields=`)."""
+    if small:
+        raise UnknownSymbolError("small= is for the coordinate-free view; on a field the engine is exact in every hyperparameter")
+    if params is None:
+        raise UnknownSymbolError("params= is required with field=: the parameter symbols, one per component, in order")
+    params = _flatten_players(rule, params)
+    rule, fields = _apply_values_to_fields(rule, fields, values or {})
+    problem = Problem.build_fields(fields, params, reserved=rule.free_symbols, constants=constants)
+    return _concrete(rule, order, problem, progress, _runner)
+
+
+def _concrete(rule, order: int, problem: Problem, progress, _runner) -> ModifiedEquation:
+    """Expand the step on the problem's losses (or fields) and match it to a flow."""
     warn_if_slow(rule, order, len(problem.params))
     record: dict = {}
     with Progress(progress, f"{rule_name(rule)} to order {order} on {len(problem.params)} parameters") as bar:
@@ -122,6 +155,7 @@ def modified_equation(
         terms=tuple(matrix(f) for f in fields),
         expansion=tuple(matrix(d) for d in expansion),
         constants=problem.constants,
+        fields=problem.fields,
         slow_manifold=tuple(
             tuple(matrix(state.coeffs[k]) for k in range(order + 1)) for state in record.get("slow_manifold", ())
         ),
@@ -231,7 +265,29 @@ def _corrections_over_duration(algebra, expansion, order: int, duration):
     return [tuple(c * duration**l for c in f) for l, f in enumerate(fields)]
 
 
-def _apply_values(rule, losses, values: Mapping):
+def _apply_values_to_fields(rule, fields, values: Mapping):
+    """`_apply_values` on every component of every field (a field's components are checked as expressions)."""
+    shaped = []
+    for k, field in enumerate(fields):
+        label = "the field" if len(fields) == 1 else f"field {k + 1}"
+        if isinstance(field, (str, sp.Basic)) or not isinstance(field, Sequence | sp.MatrixBase):
+            raise UnknownSymbolError(
+                f"{label} must be a list of components, one per parameter (e.g. field=[u*(v - 2), v*(1 - u)]), "
+                f"got {field!r}"
+            )
+        shaped.append([as_loss(c, f"component {i + 1} of {label}") for i, c in enumerate(field)])
+    if not values:
+        return rule, shaped
+    flat = [c for field in shaped for c in field]
+    rule, flat = _apply_values(rule, flat, values, what="the field")
+    out, start = [], 0
+    for field in shaped:
+        out.append(flat[start:start + len(field)])
+        start += len(field)
+    return rule, out
+
+
+def _apply_values(rule, losses, values: Mapping, what: str = "the loss"):
     losses = [as_loss(loss, "the loss" if len(losses) == 1 else f"loss {k + 1}") for k, loss in enumerate(losses)]
     if not values:
         return rule, losses
@@ -251,8 +307,8 @@ def _apply_values(rule, losses, values: Mapping):
             known = True
         if not known:
             raise UnknownSymbolError(
-                f"{name} is neither a symbol of the loss nor a hyperparameter of {rule.name} "
-                f"(hyperparameters: {sorted(rule_symbols - {'h'})}, loss symbols: {sorted(loss_symbols)})"
+                f"{name} is neither a symbol of {what} nor a hyperparameter of {rule.name} "
+                f"(hyperparameters: {sorted(rule_symbols - {'h'})}, symbols of {what}: {sorted(loss_symbols)})"
             )
     if for_rule:
         rule = rule.bind(for_rule)

@@ -30,6 +30,7 @@ from .engines.trees._trees import level_sequence, tree_coefficients
 from .exports import NoModifiedLossError, to_dict
 from .exports._cse import common_subexpressions
 from .results._elementwise import ElementwiseModifiedEquation
+from .rules._composite import _Game
 from .rules._stochastic import StochasticRule
 
 __all__ = ["RULES", "main"]
@@ -80,6 +81,12 @@ RULES: dict[str, _Entry] = {
     ),
     "alternating-gd": _Entry(
         _rules.AlternatingGD, "two-player game, player 1 then player 2 (--loss twice, --params per player; --set ratio=...)"
+    ),
+    "extragradient": _Entry(
+        _rules.Extragradient, "two-player game, extragradient (--loss twice, --params per player; --set ratio=...)"
+    ),
+    "optimistic-gd": _Entry(
+        _rules.OptimisticGD, "two-player game, optimistic GD on its slow manifold (--loss twice, --params per player)"
     ),
     "flooding": _Entry(
         _rules.flooding_crossing, "two flooding steps across the flood level: ascent then descent (--set kind=backward)",
@@ -161,6 +168,10 @@ def _build_parser() -> argparse.ArgumentParser:
     derive.add_argument("rule", choices=sorted(RULES), metavar="RULE", help="one of: " + ", ".join(RULES))
     derive.add_argument("--loss", action="append", metavar="EXPR",
                         help="the loss, in SymPy syntax (repeat for rules with several losses)")
+    derive.add_argument("--field", action="append", metavar="EXPR",
+                        help="instead of --loss: one component of a vector field theta' = f(theta), in SymPy syntax; "
+                        "repeat once per parameter, in the order of --params (the rule integrates f: gd is "
+                        "explicit Euler; write a leading minus as --field=-y)")
     derive.add_argument("--params", action="append", metavar="a,b",
                         help="comma-separated parameter names (repeat once per player in games)")
     derive.add_argument("--order", type=int, required=True, metavar="P", help="derive f_0..f_P (P >= 0)")
@@ -185,6 +196,10 @@ def _build_parser() -> argparse.ArgumentParser:
     derive.add_argument("--modified-loss", action="store_true",
                         help="also give the modified loss E~ (f_0 + ... + h^P f_P = -grad E~) when the field is a "
                         "gradient; otherwise say at which order it stops being one")
+    derive.add_argument("--modifying", action="store_true",
+                        help="inverse BEA: the modifying field f^ on which the rule follows its own limiting flow "
+                             "(every O(h) drift cancelled; with --modified-loss the loss E^ to train on), "
+                             "see bea.modifying_equation")
     derive.add_argument("--cse", action="store_true",
                         help="on a loss, with --text or --json: name the shared subexpressions c0, c1, ... once "
                         "(each may use earlier ones) and write f_0..f_P in them, instead of fully expanded "
@@ -297,12 +312,20 @@ def _coefficient_times(c, text: str) -> str:
 
 
 def _coordinate_free(args, rule) -> str:
-    cf = modified_equation(rule, args.order, small=args.small, max_order=args.max_order)
+    if args.modifying and (args.small or args.initial_point):
+        raise ParseError("--modifying takes neither --small nor --initial-point")
+    if args.modifying:
+        from ._modifying import modifying_equation
+
+        cf = modifying_equation(rule, args.order, max_order=args.max_order)
+    else:
+        cf = modified_equation(rule, args.order, small=args.small, max_order=args.max_order)
     if args.initial_point:
         return _initial_point(args, cf)
     loss, note = _modified_loss(cf, args.modified_loss)
     if args.format == "json":
-        data = {"rule": args.rule, "order": args.order, "view": "coordinate-free"}
+        data = {"rule": args.rule, "order": args.order,
+                "view": "coordinate-free modifying" if args.modifying else "coordinate-free"}
         if isinstance(cf, ElementwiseModifiedEquation):  # products, quotients, roots act per component
             data["view"] = "coordinate-free, element-wise"
             data["elementwise_terms"] = [{"expression": str(f), "text": cf.text(l)} for l, f in enumerate(cf.terms)]
@@ -467,12 +490,44 @@ def _stochastic_coordinate_free(args, rule, values: dict, limit: int) -> str:
     return "\n".join(lines)
 
 
+def _on_field(args) -> str:
+    """`bea derive RULE --field F1 --field F2 --params u,v`: the modified equation of the rule applied to u' = F1, ..."""
+    if args.loss:
+        raise ParseError("give --loss or --field, not both: --field describes the flow theta' = f(theta) itself")
+    if not args.params:
+        raise ParseError("--field needs --params: one parameter per --field, in the same order")
+    for value, flag in ((args.trees, "--trees"), (args.small, "--small"), (args.initial_point, "--initial-point"),
+                        (args.batches is not None, "--batches"), (args.stochastic, "--stochastic"),
+                        (args.generator, "--generator")):
+        if value:
+            raise ParseError(f"{flag} is not available with --field (a general vector field has no loss)")
+    entry = RULES[args.rule]
+    default = entry.make()
+    if isinstance(default, StochasticRule) or getattr(default, "n_losses", 1) != 1:
+        raise ParseError(f"--field takes rules of one loss (gd, euler, midpoint, rk4, heavy-ball, ...); {args.rule} "
+                         "takes several or is stochastic: use the Python API, modified_equation(rule, p, fields=[...])")
+    fields = {f.name for f in dataclasses.fields(default)} if dataclasses.is_dataclass(default) else set()
+    options, values = _split_assignments(entry, fields, args.assignments)
+    given = dict(options)
+    rule = entry.make(**_named_like_fields(default, options)) if options else default
+    params = [p for group in args.params for p in parse_symbols(group)]
+    _check_assignments(given, values, params)
+    by_name = {p.name: p for p in params}
+    field = [parse_expression(text, by_name) for text in args.field]
+    constants = None if args.constants is None else parse_symbols(args.constants)
+    me = modified_equation(rule, args.order, field=field, params=params, values=values, constants=constants,
+                           max_order=args.max_order)
+    return _concrete_output(args, me)
+
+
 def _derive(args) -> str:
     if args.order > args.max_order:  # before any work; the engine's message names its Python keyword
         raise InvalidOrderError(
             f"--order {args.order} is above --max-order {args.max_order}: the number of terms grows combinatorially "
             f"and the series is only asymptotic; pass --max-order {args.order} to go further on purpose"
         )
+    if args.field:
+        return _on_field(args)
     if args.cse and not (args.loss or args.params):
         raise ParseError("--cse is for terms on a loss (--loss, --params); the coordinate-free view is already factored")
     if args.cse and args.format == "latex":
@@ -501,7 +556,7 @@ def _derive(args) -> str:
         raise ParseError("--small is for the coordinate-free view (on a loss the engine is exact in every hyperparameter)")
     if args.initial_point and (args.loss or args.params):
         raise ParseError("--initial-point is part of the coordinate-free view: leave out --loss and --params")
-    if args.rule in ("simultaneous-gd", "alternating-gd") and args.params:
+    if isinstance(default, _Game) and args.params:
         if len(args.params) != 2:
             raise ParseError(f"{args.rule} needs --params twice, once per player (got {len(args.params)})")
         options["players"] = tuple(len(parse_symbols(group)) for group in args.params)
@@ -520,9 +575,22 @@ def _derive(args) -> str:
     _check_assignments(given, values, params)
     losses = _losses(args, rule, params, values)
     constants = None if args.constants is None else parse_symbols(args.constants)
+    if args.modifying:
+        from ._modifying import modifying_equation
+
+        if args.rule in ("simultaneous-gd", "alternating-gd"):
+            params = [parse_symbols(group) for group in args.params]
+        me = modifying_equation(rule, args.order, losses=losses, params=params, values=values, constants=constants,
+                                max_order=args.max_order)
+        return _concrete_output(args, me)
     me = modified_equation(
         rule, args.order, losses=losses, params=params, values=values, constants=constants, max_order=args.max_order
     )
+    return _concrete_output(args, me)
+
+
+def _concrete_output(args, me) -> str:
+    """--json, --latex or text of a concrete modified equation (on losses or on a field)."""
     loss_terms, loss_note = _modified_loss(me, args.modified_loss)
     if args.format == "json":
         data = me.to_dict() if not args.cse else to_dict(me, cse=True)
@@ -537,7 +605,8 @@ def _derive(args) -> str:
         elif loss_note:
             out += "\n% " + loss_note
         return out
-    lines = [f"rule {args.rule}: modified equation to order {me.order} in h, parameters {', '.join(map(str, me.params))}"]
+    what = "modifying field f^" if getattr(args, "modifying", False) else "modified equation"
+    lines = [f"rule {args.rule}: {what} to order {me.order} in h, parameters {', '.join(map(str, me.params))}"]
     if args.cse:
         lines += _cse_lines(me)
     else:

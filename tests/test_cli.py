@@ -212,7 +212,7 @@ def no_sweep(monkeypatch):
     (["gd", "--order", "-1"], "--order must be an integer >= 0"),
     (["sgd-steps"], "sgd-steps takes one loss per batch and two-param has one; use --model mlp-2-batches"),
     (["simultaneous-gd"], "two-player game and two-param has no players; use a game model (--model bilinear-game"),
-    (["gd", "--model", "bilinear-game"], "verify simultaneous-gd or alternating-gd on it"),
+    (["gd", "--model", "bilinear-game"], "verify a game rule on it (simultaneous-gd, alternating-gd"),
     (["gd", "--model", "resnet"], "--model: unknown model 'resnet'"),
     (["adamw"], "unknown rule 'adamw'"),
     (["no_such_module_bea:rule"], "cannot import no_such_module_bea"),

@@ -536,6 +536,90 @@ ax.set_title("local weak error of SGD's SME (exact)"); ax.legend(fontsize=7); pl
 ]
 
 
+NOTEBOOKS["08_cancel_drift"] = [
+    ("md", """# Cancelling the drift: modifying equations (inverse backward error analysis)
+
+Backward error analysis asks which flow gradient descent follows: the modified loss $\\tilde E = E + \\frac{h}{4}|\\nabla E|^2 + \\dots$
+The inverse question (Chartier, Hairer & Vilmart, Math. Comp. 76 (2007), doi:10.1090/S0025-5718-07-01967-9) asks on which
+field $\\hat f = \\hat f_0 + h \\hat f_1 + \\dots$ the rule must run to follow a chosen flow. For GD and the gradient flow of $E$
+the answer is the loss $\\hat E = E - \\frac{h}{4}|\\nabla E|^2 + O(h^2)$; for games it gives the explicit regularizers that
+cancel the discretisation drift (Rosca, Wu, Dherin & Barrett, ICML 2021, arXiv:2105.13922)."""),
+    ("code", SETUP),
+    ("code", """a, b = sp.symbols("a b")
+E = (sp.Rational(3, 5) - a * b) ** 2 / 2
+first = bea.modifying_equation(bea.rules.GD(), 1, loss=E, params=[a, b])
+E_hat = first.modified_loss()
+display(Math(E_hat.latex().replace(r"\\tilde{E}", r"\\hat{E}")))
+g = sp.Matrix([E.diff(a), E.diff(b)])
+assert sp.expand(E_hat.expr - (E - bea.h / 4 * (g.T * g)[0])) == 0
+second = bea.modifying_equation(bea.rules.GD(), 2, loss=E, params=[a, b])
+display(Math(second.latex()))"""),
+    ("md", "## GD on the modifying loss tracks the gradient flow of $E$ where plain GD does not"),
+    ("code", """h_value, steps = 0.01, 150
+theta0 = np.array([2.8, 3.5])
+plain = np.asarray(bea.iterate(bea.rules.GD(), E, theta0, h_value, steps, params=[a, b]))
+on_E_hat = np.asarray(bea.iterate(bea.rules.GD(), E_hat.expr.subs(bea.h, h_value), theta0, h_value, steps, params=[a, b]))
+field = second.to_jax()  # f^_0 + h f^_1 + h^2 f^_2 is no gradient: Euler steps on the field itself
+on_field = [theta0]
+for _ in range(steps):
+    on_field.append(on_field[-1] + h_value * np.asarray(field(on_field[-1], h_value)))
+on_field = np.array(on_field)
+flow = bea.verify.flow_solver(bea.modified_equation(bea.rules.GD(), 0, loss=E, params=[a, b]).to_jax())
+times = h_value * np.arange(1, steps + 1)
+gradient_flow = np.vstack([theta0, np.asarray(flow(theta0, h_value, times))])
+distance = {name: np.linalg.norm(path - gradient_flow, axis=1)
+            for name, path in [("GD on E", plain), ("GD on E^ (order 1)", on_E_hat), ("Euler on f^ (order 2)", on_field)]}
+for name, d in distance.items():
+    print(f"{name:24s} largest distance to the gradient flow: {d.max():.2e}")
+assert distance["GD on E^ (order 1)"].max() < distance["GD on E"].max() / 5
+assert distance["Euler on f^ (order 2)"].max() < distance["GD on E^ (order 1)"].max()"""),
+    ("code", """fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.5))
+A, B = np.meshgrid(np.linspace(0, 4, 200), np.linspace(0, 4, 200))
+left.contourf(A, B, np.log10((0.6 - A * B) ** 2 / 2 + 1e-6), levels=30, cmap="Greys")
+left.plot(gradient_flow[:, 0], gradient_flow[:, 1], "k-", lw=2, label="gradient flow of E")
+left.plot(plain[:, 0], plain[:, 1], ".", ms=4, label=f"GD on E, h = {h_value}")
+left.plot(on_E_hat[:, 0], on_E_hat[:, 1], "x", ms=4, label="GD on E^ = E - h/4 |grad E|^2")
+left.set_xlim(0, 4); left.set_ylim(0, 4); left.set_xlabel("a"); left.set_ylabel("b"); left.legend(fontsize=8)
+for name, d in distance.items():
+    right.semilogy(times, d[1:], label=name)
+right.set_xlabel("t = n h"); right.set_ylabel("distance to the gradient flow"); right.legend(fontsize=8)
+plt.show()"""),
+    ("md", """## The drift-cancelled two-player game
+
+Simultaneous GD on the bilinear game $E_\\phi = \\phi\\theta$, $E_\\theta = -\\phi\\theta$ spirals out: its drift pushes away from the
+circle the continuous game follows. The modifying field adds the explicit regularizers that cancel that drift
+(order 1: Rosca et al.'s self-norm and cross terms with coefficient $-h/2$)."""),
+    ("code", """phi, theta = sp.symbols("phi theta")
+game = [phi * theta, -phi * theta]
+corrected = {p: bea.modifying_equation(bea.rules.SimultaneousGD(), p, losses=game, params=[[phi], [theta]]) for p in (1, 2)}
+print(corrected[2])
+start, h_game, n_game = np.array([1.0, 0.0]), 0.1, 150
+
+def run(field):
+    path = [start]
+    for _ in range(n_game):
+        path.append(path[-1] + h_game * np.asarray(field(path[-1], h_game)))
+    return np.array(path)
+
+plain_game = run(lambda z, h: np.array([-z[1], z[0]]))
+runs = {p: run(corrected[p].to_jax()) for p in (1, 2)}
+radius = {"simultaneous GD": np.linalg.norm(plain_game, axis=1)}
+radius.update({f"on f^, order {p}": np.linalg.norm(runs[p], axis=1) for p in (1, 2)})
+for name, r in radius.items():
+    print(f"{name:18s} radius after {n_game} steps: {r[-1]:.5f} (the continuous game keeps 1)")
+assert abs(radius["on f^, order 2"][-1] - 1) < abs(radius["on f^, order 1"][-1] - 1) < abs(radius["simultaneous GD"][-1] - 1)"""),
+    ("code", """fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.5))
+circle = np.linspace(0, 2 * np.pi, 200)
+left.plot(np.cos(circle), np.sin(circle), "k-", lw=2, label="continuous game")
+left.plot(plain_game[:, 0], plain_game[:, 1], ".", ms=3, label="simultaneous GD")
+left.plot(runs[1][:, 0], runs[1][:, 1], ".", ms=3, label="drift cancelled (order 1)")
+left.set_aspect("equal"); left.set_xlabel("phi"); left.set_ylabel("theta"); left.legend(fontsize=8)
+for name, r in radius.items():
+    right.semilogy(h_game * np.arange(n_game + 1), np.abs(r - 1) + 1e-16, label=name)
+right.set_xlabel("t = n h"); right.set_ylabel("| radius - 1 |"); right.legend(fontsize=8)
+plt.show()"""),
+]
+
 def build(name: str, cells) -> None:
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

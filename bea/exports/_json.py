@@ -18,6 +18,8 @@ def to_dict(me, cse: bool = False) -> dict:
     substitute them back from the last to the first to get the full terms.
     """
     data = {**_header(me), "terms": [[str(c) for c in term] for term in me.terms]}
+    if getattr(me, "fields", ()):  # derived on vector fields: fields[k][i] is component i of field k
+        data["fields"] = [[str(c) for c in field] for field in me.fields]
     if cse:
         flat = [c for term in me.terms for c in term]
         subexpressions, reduced = common_subexpressions(flat, taken=[*me.params, *me.symbols])

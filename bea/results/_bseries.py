@@ -391,7 +391,7 @@ def _tableau_order(rule, max_order: int) -> int:
     A = [[_exact(x, f"A[{i}][{j}]") for j, x in enumerate(row)] for i, row in enumerate(rule.A)]
     weight = elementary_weight(A, [_exact(x, f"b[{i}]") for i, x in enumerate(rule.b)])
     for n in range(1, max_order + 1):
-        if any(sp.expand(weight(t) - sp.Rational(1, gamma(t))) != 0 for t in trees_of_order(n)):
+        if any(not algebra.vanishes(weight(t) - sp.Rational(1, gamma(t))) for t in trees_of_order(n)):
             return n - 1
     return max_order
 
@@ -402,7 +402,7 @@ def _field_order(field_: dict, max_order: int) -> int:
     for t, coefficients in field_.items():
         for power, c in enumerate(coefficients[:max_order], start=1):
             expected = 1 if (t == () and power == 1) else 0
-            if sp.expand(c - expected) != 0:
+            if not algebra.vanishes(c - expected):
                 first[power].append(t)
     if () not in field_:
         return 0

@@ -22,7 +22,15 @@ import sympy as sp
 
 from ..engines.series._jet import STEP_SIZE
 from ..engines.trees._colored_trees import Colored, colored_key, colored_order, colored_symmetry
-from ..engines.trees._notation import Notation, field_latex, gradient_latex, gradient_text, notation_for
+from ..engines.trees._notation import (
+    Notation,
+    colored_field_text,
+    field_latex,
+    field_text,
+    gradient_latex,
+    gradient_text,
+    notation_for,
+)
 from ..engines.trees._trees import _key, order, symmetry
 from ._initial_point import initial_point_loss
 from ._terms import contract_on_loss, signed_latex, signed_text, tidy
@@ -112,11 +120,34 @@ class CoordinateFreeModifiedEquation:
         """G(t) in plain text."""
         return self.notation.text(tree) if isinstance(tree, Colored) else gradient_text(tree)
 
-    def text(self, l: int) -> str:
-        """f_l in plain text, e.g. '-1/12 ∇^3E[∇E, ∇E] - 1/3 ∇²E ∇²E ∇E'."""
-        parts = [signed_text(c) + self.tree_text(t) for c, t in self.terms[l]]
+    def text(self, l: int, notation: str = "gradient") -> str:
+        """f_l in plain text, e.g. '-1/12 ∇^3E[∇E, ∇E] - 1/3 ∇²E ∇²E ∇E'.
+
+        notation='field' writes it in the field f = -∇E the rule integrates, with Butcher's elementary
+        differentials F(t) = (-1)^|t| G(t): GD (explicit Euler) gives f_1 = "-1/2 f'f" and
+        f_2 = "1/12 f''(f, f) + 1/3 f'f'f" (Hairer, Lubich & Wanner, Geometric Numerical Integration,
+        Sec. IX.1, doi:10.1007/3-540-30666-8).
+        """
+        if notation not in ("gradient", "field"):
+            raise ValueError("notation must be 'gradient' or 'field'")
+        if notation == "field":
+            parts = [signed_text((-1) ** _order(t) * c) + self._field_text(t) for c, t in self.terms[l]]
+        else:
+            parts = [signed_text(c) + self.tree_text(t) for c, t in self.terms[l]]
         text = " ".join(parts)
         return (text[2:] if text.startswith("+ ") else "-" + text[2:]) if parts else "0"
+
+    def _field_text(self, tree) -> str:
+        if not isinstance(tree, Colored):
+            return field_text(tree)
+        names = self.notation.players_text
+
+        def name(label):
+            if label.block is not None:
+                return "_" + names[label.block]
+            return str(label.loss + 1).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
+
+        return colored_field_text(tree, name)
 
     def modified_loss(self) -> tuple[tuple[tuple[sp.Expr, tuple, str], ...], ...]:
         """E~ = U_0 + h U_1 + ... with f_l = -grad U_l; U_l as (coefficient, free tree, text) triples.

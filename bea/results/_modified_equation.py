@@ -33,6 +33,10 @@ class ModifiedEquation:
     #: Rules with memory: per state, the columns S_0, S_1, ... of its slow manifold S_h(theta),
     #: exact through h^order (the iterates' state once the transients have decayed).
     slow_manifold: tuple = ()
+    #: Derived on vector fields (`modified_equation(rule, p, field=[...])`): the fields the rule was applied to,
+    #: each a tuple of components (h included where given); `losses` is then empty. `modified_loss()` finds a
+    #: potential only where the truncated modified field is a gradient.
+    fields: tuple = ()
 
     def __post_init__(self):
         if len(self.terms) != self.order + 1:
@@ -46,6 +50,8 @@ class ModifiedEquation:
     @property
     def loss(self) -> sp.Expr:
         """The loss, for rules with one loss."""
+        if self.fields:
+            raise AttributeError("this modified equation was derived on a vector field, which has no loss; use .fields")
         if len(self.losses) != 1:
             raise AttributeError(f"this rule has {len(self.losses)} losses; use .losses")
         return self.losses[0]

@@ -16,6 +16,7 @@ from ._composite import (
     flooding_crossing,
 )
 from ._custom import CustomRule, rule
+from ._game_methods import Extragradient, OptimisticGD
 from ._gradient import EGR, GD, SAM, FiniteDifferenceGR
 from ._implicit import ImplicitGD, ImplicitMidpoint, ImplicitSGDSteps
 from ._memory import Adam, CustomMemoryRule, HeavyBall, MemoryRule, Nesterov, RMSProp, memory_rule
@@ -46,6 +47,8 @@ __all__ = [
     "GradientAscent",
     "SGDSteps",
     "SimultaneousGD",
+    "Extragradient",
+    "OptimisticGD",
     "block",
     "compose",
     "flooding_crossing",

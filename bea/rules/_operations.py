@@ -109,7 +109,8 @@ def _same(a, b) -> bool:
     difference = a - b
     if hasattr(difference, "terms"):  # a B-series: zero terms are dropped
         return not difference.terms
-    is_zero = difference.algebra.is_zero
+    # exact (`vanishes`: also zeros hidden by related atoms, sqrt(v)^2 = v) where the algebra has it
+    is_zero = getattr(difference.algebra, "vanishes", difference.algebra.is_zero)
     return all(all(map(is_zero, c)) if isinstance(c, tuple) else is_zero(c) for c in difference.coeffs)
 
 

@@ -9,6 +9,7 @@ from ._checks import VerificationError
 from ._flow import flow_solver, modified_field, vanishing_terms
 from ._jax_models import JAX_MODELS, JaxFiniteSumModel, jax_model
 from ._models import MODELS, Model, model
+from ._modifying_sweep import modifying_local_error
 from ._monte_carlo import monte_carlo_weak_error
 from ._parallel import local_error_grid
 from ._stochastic_models import STOCHASTIC_MODELS, FiniteSumModel, stochastic_model
@@ -35,6 +36,7 @@ __all__ = [
     "local_error_grid",
     "model",
     "modified_field",
+    "modifying_local_error",
     "monte_carlo_weak_error",
     "stochastic_model",
     "vanishing_terms",

@@ -162,7 +162,8 @@ def check_compatible(rule, model, *, model_hint: Callable[[str], str] = lambda n
         )
     if not isinstance(rule, _Game) and model.players is not None:
         raise VerificationError(
-            f"{model.name} is a two-player game; verify simultaneous-gd or alternating-gd on it, not {rule_name(rule)}"
+            f"{model.name} is a two-player game; verify a game rule on it (simultaneous-gd, alternating-gd, "
+            f"extragradient, optimistic-gd), not {rule_name(rule)}"
         )
     if rule.n_losses != model.n_losses:
         if isinstance(rule, SGDSteps) or rule.n_losses > 1:

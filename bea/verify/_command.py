@@ -20,6 +20,7 @@ import sys
 import warnings
 
 from .._errors import ParseError
+from ..rules._composite import _Game
 from ._checks import check_compatible, check_order, check_step_sizes, check_time, check_values
 from ._jax_models import JAX_MODELS
 from ._models import MODELS, Model, summary
@@ -36,6 +37,8 @@ _VERIFY_HELP = {
     "sgd-steps": "n SGD steps, one per batch loss of the model, time n h (--model mlp-2-batches)",
     "simultaneous-gd": "two-player game, simultaneous steps (--model bilinear-game; --set ratio=...)",
     "alternating-gd": "two-player game, player 1 then player 2 (--model bilinear-game; --set ratio=...)",
+    "extragradient": "two-player game, extragradient (--model bilinear-game; --set ratio=...)",
+    "optimistic-gd": "two-player game, optimistic GD on its slow manifold (--model bilinear-game)",
     "sgd": "SGD on random batches: weak errors of its modified SDE (--stochastic --model linear-regression; "
            "--set batch_size=2)",
     "langevin": "unadjusted Langevin: weak errors of its modified SDE (--stochastic --model linear-regression; "
@@ -94,6 +97,9 @@ def add_parser(sub, rules: dict, handler) -> argparse.ArgumentParser:
                         help=f"time span of the global error, at least 4 times the largest step (default {DEFAULT_TIME}; "
                         "with --stochastic 16 times the largest step)")
     verify.add_argument("--local-only", action="store_true", help="skip the global error")
+    verify.add_argument("--modifying", action="store_true",
+                        help="verify the rule run on its modifying field of order P (bea derive RULE --modifying) "
+                        "against the target flow: the local error, expected slope P+2 (SymPy models only)")
     verify.add_argument("--tolerance", type=float, default=TOLERANCE, metavar="TOL",
                         help=f"largest accepted |fitted - expected slope| before exiting with status 1 (default {TOLERANCE})")
     verify.add_argument("--plot", metavar="FILE",
@@ -247,7 +253,7 @@ def _rule(args, rules: dict, split_assignments, entry_type, model: Model):
             raise ParseError(f"sgd-steps takes one loss per batch and {model.name} has one; use --model mlp-2-batches "
                              "or a bea.verify.Model with several jax_losses")
         options["n"] = model.n_losses
-    if args.rule in ("simultaneous-gd", "alternating-gd") and model.players is not None:
+    if isinstance(default, _Game) and model.players is not None:
         options["players"] = model.players
     return (entry.make(**options) if options else default), values
 
@@ -286,8 +292,14 @@ def run(args, rules: dict, split_assignments, entry_type) -> Outcome:
 
     with warnings.catch_warnings():  # slopes far off are reported below, against --tolerance
         warnings.filterwarnings("ignore", message="the fitted .* error slope", category=UserWarning)
-        results = {"local_error": local_error(rule, model, args.order, step_sizes=step_sizes, values=values)}
-        if time is not None:
+        if args.modifying:
+            from ._modifying_sweep import modifying_local_error
+
+            results = {"local_error": modifying_local_error(rule, model, args.order, step_sizes=step_sizes,
+                                                            values=values)}
+        else:
+            results = {"local_error": local_error(rule, model, args.order, step_sizes=step_sizes, values=values)}
+        if time is not None and not args.modifying:
             results["global_error"] = global_error(rule, model, args.order, step_sizes=step_sizes, time=time,
                                                    values=values)
     if args.plot:

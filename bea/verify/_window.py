@@ -33,13 +33,17 @@ import numpy as np
 
 from ._checks import VerificationError
 
-__all__ = ["DRIFTING", "MAX_PROBES", "MIN_WINDOW", "SETTLED", "WINDOW", "Probe", "Window", "find_window", "start_step"]
+__all__ = [
+    "DECREASING", "DRIFTING", "MAX_PROBES", "MIN_WINDOW", "SETTLED", "WINDOW", "Probe", "Window", "find_window",
+    "start_step",
+]
 
 WINDOW = 5  # points of a settled window
 MIN_WINDOW = 4  # the fewest points of any window
 SETTLED = 0.05  # largest spread (max - min) of the local slopes inside a settled window
 DRIFTING = 0.2  # largest spread accepted when no settled window exists (noted in the result)
 MAX_PROBES = 40  # halvings at most: 2^-40 below the start
+DECREASING = 0.5  # smallest local slope a window may have: the errors must fall with h
 _POWER_ITERATIONS = 50
 
 Probe = tuple  # (h, error, flag): flag "" for a usable point, else why it is not
@@ -169,8 +173,12 @@ def _trailing_run(probes) -> list[int]:
 
 
 def _spread(probes, indices) -> float:
+    """max - min of the local slopes over the window; inf unless every slope is finite and above
+    DECREASING (a flat noise floor has settled slopes too, at 0: never a window)."""
     slopes = local_slopes([probes[i][1] for i in indices])
-    return float(max(slopes) - min(slopes)) if slopes and all(map(math.isfinite, slopes)) else math.inf
+    if not slopes or not all(map(math.isfinite, slopes)) or min(slopes) <= DECREASING:
+        return math.inf
+    return float(max(slopes) - min(slopes))
 
 
 def _least_drifting(probes):

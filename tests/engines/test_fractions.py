@@ -1,5 +1,7 @@
 """QQ(hyperparameters) on FLINT (`engines.series._fractions`) against SymPy's own fraction field."""
 
+from fractions import Fraction
+
 import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -76,3 +78,15 @@ def test_polynomial_ring_over_the_field_matches_sympy():
     ]
     for got, want in checks:
         assert sp.expand(got.as_expr() - want.as_expr()) == 0
+
+
+def test_numbers_hash_and_sign_like_numbers():
+    """Elements equal to numbers hash like them (dict keys, sets) and have their sign (SymPy's printers ask)."""
+    assert FIELD.convert(1) == 1 and hash(FIELD.convert(1)) == hash(1) and hash(FIELD.zero) == hash(0)
+    assert hash(FIELD.convert(sp.Rational(3, 4))) == hash(Fraction(3, 4))
+    assert FIELD.is_negative(FIELD.convert(-2)) and FIELD.is_positive(FIELD.convert(sp.Rational(1, 3)))
+    assert not FIELD.is_positive(FIELD.from_sympy(beta)) and not FIELD.is_negative(FIELD.from_sympy(beta))
+    a = sp.Symbol("a")
+    ring = PolyRing((a,), FIELD)
+    element = FIELD.from_sympy(beta)
+    assert (element * ring.gens[0]).as_expr() == beta * a == (ring.gens[0] * element).as_expr()

@@ -141,3 +141,19 @@ def test_verification_derives_once_across_sweeps(monkeypatch):
     assert runs == [3]
     local_error(rule, quadratic, 0, step_sizes=np.geomspace(0.001, 0.000125, 4))  # order 0 read off order 3
     assert runs == [3]
+
+
+def test_rules_running_user_functions_are_not_cached():
+    """A custom step may read state that changes between calls (a list, a global): its derivations are never
+    served from the cache; bea's own rules are (review of issue 15)."""
+    x = sp.Symbol("x")
+    scale = [1]
+    custom = bea.rules.rule(lambda theta, grad, h: theta - h * scale[0] * grad(theta))
+    first = bea.modified_equation(custom, 1, loss=x**4 / 4, params=[x])
+    scale[0] = 2
+    second = bea.modified_equation(custom, 1, loss=x**4 / 4, params=[x])
+    assert list(first.terms[0]) == [-x**3] and list(second.terms[0]) == [-2 * x**3]
+    hits = bea.modified_equation.cache.hits
+    bea.modified_equation(GD(), 2, loss=x**4 / 4 + x, params=[x])
+    assert bea.modified_equation(GD(), 2, loss=x**4 / 4 + x, params=[x]) is not None
+    assert bea.modified_equation.cache.hits == hits + 1

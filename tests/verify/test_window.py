@@ -172,3 +172,17 @@ def test_iterates_and_flow_are_traced_once_across_step_sizes(monkeypatch):
     assert field_traces < len(result.probed)
     local_error(GD(), counted_model, 1, step_sizes=[0.003, 0.0015, 0.00075, 0.0004])
     assert calls == {"loss": 1, "field": field_traces}
+
+
+def test_a_flat_error_floor_is_never_a_window():
+    """Errors that stop falling (a noise floor at 1e-8, above round-off) settle at local slope 0: that is not a
+    power law in h, so the window is the decreasing part before the floor (review of issue 15)."""
+
+    def evaluate(k):
+        h = 0.5 * 2.0**-k
+        return h, max(h**4 * (1 + h), 1e-8), ""
+
+    window = find_window(evaluate, "local", "test")
+    errors = [window.probes[i][1] for i in window.indices]
+    assert all(a > b for a, b in zip(errors, errors[1:])), errors
+    assert min(errors) > 1e-8

@@ -6,6 +6,7 @@ import sympy as sp
 
 from ..._errors import InconsistentRuleError, UnknownSymbolError
 from ._algebra import Algebra, DifferentialAlgebra, ExpressionAlgebra, NotPolynomialError, PolynomialAlgebra
+from ._field_oracle import FieldOracle
 from ._jet import ScalarSeries, VectorSeries
 from ._oracle import SymbolicOracle
 from ._problem import Problem
@@ -19,18 +20,22 @@ _SEED_RETRIES = 8  # retries with the atoms met so far (SAM, square roots on a s
 def expand_step(
     rule, problem: Problem, order: int, record: dict | None = None, runner=None
 ) -> tuple[Algebra, list[tuple]]:
-    """The algebra used and d_1, ..., d_{order+1} of the rule's step on the problem's losses.
+    """The algebra used and d_1, ..., d_{order+1} of the rule's step on the problem's losses (or vector
+    fields: the step then sees grad = -f, see `FieldOracle`).
 
     Tries exact polynomial arithmetic first, then polynomials in the loss's
     transcendental atoms (exp, log, tanh, 1/v, ...), and falls back to general
     expressions when a quantity fits neither.
     """
-    if rule.n_losses != len(problem.losses):
+    if rule.n_losses != problem.n_inputs:
+        what = "field(s)" if problem.fields else "loss(es)"
+        hint = " (fields=[[...], [...]]: one field per loss the rule takes)" if problem.fields else ""
         raise UnknownSymbolError(
-            f"rule {rule.name} takes {rule.n_losses} loss(es), but {len(problem.losses)} were given"
+            f"rule {rule.name} takes {rule.n_losses} loss(es), but {problem.n_inputs} {what} were given{hint}"
         )
     constants = tuple(problem.constants) + tuple(sorted(rule.free_symbols - set(problem.constants), key=str))
-    seeds = list(problem.losses) + [v for v in rule.hyperparameters.values() if isinstance(v, sp.Expr)]
+    inputs = list(problem.losses) + [p for row in problem.parts for comp in row for p in comp]
+    seeds = inputs + [v for v in rule.hyperparameters.values() if isinstance(v, sp.Expr)]
     rational = False  # coefficients in QQ(constants) once the rule divides by one (1 - beta)
 
     def make(kind: str) -> Algebra:
@@ -47,8 +52,12 @@ def expand_step(
     while i < len(kinds):
         try:
             algebra = make(kinds[i])
-            losses = [algebra.from_expr(loss) for loss in problem.losses]
-            return algebra, _expand(rule, algebra, losses, order + 1, record, runner)
+            if problem.fields:
+                parts = [[[algebra.from_expr(p) for p in comp] for comp in row] for row in problem.parts]
+                oracle = _oracle(FieldOracle, algebra, parts)
+            else:
+                oracle = _oracle(SymbolicOracle, algebra, [algebra.from_expr(loss) for loss in problem.losses])
+            return algebra, _expand(rule, algebra, oracle, order + 1, record, runner)
         except NotPolynomialError as exc:
             new = [e for e in exc.seeds if e not in seeds]
             seeds.extend(new)
@@ -61,10 +70,15 @@ def expand_step(
     raise AssertionError("the expression algebra accepts every expression")  # pragma: no cover
 
 
-def _expand(rule, algebra: Algebra, losses: list, needed: int, record=None, runner=None) -> list[tuple]:
+def _oracle(kind, algebra: Algebra, inputs: list):
+    """A factory of the oracle at a truncation: `kind(algebra, inputs, truncation)`."""
+    return lambda truncation: kind(algebra, inputs, truncation)
+
+
+def _expand(rule, algebra: Algebra, oracle, needed: int, record=None, runner=None) -> list[tuple]:
     truncation = needed
     while True:
-        result = _run_step(rule, algebra, losses, truncation, record, runner)
+        result = _run_step(rule, algebra, oracle, truncation, record, runner)
         if result.valid > needed:
             break
         if truncation - needed >= _MAX_GUARD:
@@ -76,10 +90,10 @@ def _expand(rule, algebra: Algebra, losses: list, needed: int, record=None, runn
     return [result.coeffs[k] for k in range(1, needed + 1)]
 
 
-def _run_step(rule, algebra: Algebra, losses: list, truncation: int, record=None, runner=None) -> VectorSeries:
+def _run_step(rule, algebra: Algebra, make_oracle, truncation: int, record=None, runner=None) -> VectorSeries:
     theta = VectorSeries.constant(algebra, algebra.identity, truncation)
     h = ScalarSeries(algebra, [algebra.zero, algebra.from_expr(1)] + [algebra.zero] * (truncation - 1))
-    oracle = SymbolicOracle(algebra, losses, truncation)
+    oracle = make_oracle(truncation)
     if runner is not None:
         result = runner(rule, theta, oracle, h)
     elif hasattr(rule, "decays"):  # a rule with memory: the step on its slow manifold

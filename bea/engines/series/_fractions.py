@@ -62,11 +62,16 @@ class RationalFunction:
             if other.field is not self.field:
                 raise TypeError("rational functions of different fields")
             return other
+        if not isinstance(other, (int, Fraction, _RationalNumber, sp.Rational)) and not (
+                hasattr(other, "numerator") and hasattr(other, "denominator")):
+            return None  # a polynomial over this field, or anything else: its own operators decide
         return self.field.convert(other)
 
     # -- arithmetic ---------------------------------------------------------------------
     def __add__(self, other):
         other = self._coerce(other)
+        if other is None:
+            return NotImplemented
         a, b, c, d = self.numer, self.denom, other.numer, other.denom
         if b.is_one() and d.is_one():
             n = a + c
@@ -89,14 +94,21 @@ class RationalFunction:
     def __neg__(self):
         return RationalFunction(self.field, -self.numer, self.denom)
 
+    def __pos__(self):
+        return self
+
     def __sub__(self, other):
-        return self + (-self._coerce(other))
+        other = self._coerce(other)
+        return NotImplemented if other is None else self + (-other)
 
     def __rsub__(self, other):
-        return self._coerce(other) + (-self)
+        other = self._coerce(other)
+        return NotImplemented if other is None else other + (-self)
 
     def __mul__(self, other):
         other = self._coerce(other)
+        if other is None:
+            return NotImplemented
         a, b, c, d = self.numer, self.denom, other.numer, other.denom
         if a.is_zero() or c.is_zero():
             return self.field.zero
@@ -123,10 +135,12 @@ class RationalFunction:
         return RationalFunction(self.field, numer, denom)
 
     def __truediv__(self, other):
-        return self * self._coerce(other).inverse()
+        other = self._coerce(other)
+        return NotImplemented if other is None else self * other.inverse()
 
     def __rtruediv__(self, other):
-        return self._coerce(other) * self.inverse()
+        other = self._coerce(other)
+        return NotImplemented if other is None else other * self.inverse()
 
     def __pow__(self, exponent: int):
         if not isinstance(exponent, int):
@@ -142,8 +156,10 @@ class RationalFunction:
     def __eq__(self, other):
         if not isinstance(other, RationalFunction):
             try:
-                other = self.field.convert(other)
+                other = self._coerce(other)
             except (TypeError, ValueError, sp.polys.polyerrors.CoercionFailed):
+                return NotImplemented
+            if other is None:
                 return NotImplemented
         return self.numer == other.numer and self.denom == other.denom
 
@@ -152,7 +168,17 @@ class RationalFunction:
         return equal if equal is NotImplemented else not equal
 
     def __hash__(self):
+        constant = self.constant()
+        if constant is not None:  # equal to a number: hash like it (F(1) == 1, so hash(F(1)) == hash(1))
+            return hash(constant)
         return hash((tuple(self.numer.to_dict().items()), tuple(self.denom.to_dict().items())))
+
+    def constant(self) -> Fraction | None:
+        """The value as a Fraction when the element is a number, else None."""
+        if self.numer.is_constant() and self.denom.is_constant():
+            return Fraction(int(self.numer.leading_coefficient()) if not self.numer.is_zero() else 0,
+                            int(self.denom.leading_coefficient()))
+        return None
 
     def __repr__(self):
         return f"({self.numer})/({self.denom})" if not self.denom.is_one() else f"{self.numer}"
@@ -268,17 +294,22 @@ class RationalFunctionField(Field, SimpleDomain):
     def is_one(self, element) -> bool:
         return element == self.one
 
+    # Signs (SymPy's printers ask): known for numbers only; a rational function of symbols has none.
     def is_negative(self, element) -> bool:
-        return False
+        constant = element.constant()
+        return constant is not None and constant < 0
 
     def is_positive(self, element) -> bool:
-        return False
+        constant = element.constant()
+        return constant is not None and constant > 0
 
     def is_nonnegative(self, element) -> bool:
-        return False
+        constant = element.constant()
+        return constant is not None and constant >= 0
 
     def is_nonpositive(self, element) -> bool:
-        return False
+        constant = element.constant()
+        return constant is not None and constant <= 0
 
     def quo(self, a, b):
         return a / b

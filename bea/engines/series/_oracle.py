@@ -24,10 +24,36 @@ from sympy import Rational
 from ._algebra import Algebra
 from ._jet import ScalarSeries, VectorSeries
 
-__all__ = ["SymbolicOracle", "taylor_at"]
+__all__ = ["PointOracle", "SymbolicOracle", "taylor_at"]
 
 
-class SymbolicOracle:
+class PointOracle:
+    """What the series oracles share: checking that a rule evaluates at the parameter vector, and numbering the
+    distinct base points theta + O(h) they are evaluated at (0 is theta itself), whose derivatives are cached."""
+
+    _shared: dict
+    algebra: Algebra
+
+    def _as_point(self, x) -> VectorSeries:
+        if not isinstance(x, VectorSeries):
+            raise TypeError(
+                "the gradient oracle was called with something that is not the parameter vector "
+                f"(got {type(x).__name__}); call grad(theta + ...) on expressions built from theta"
+            )
+        return x
+
+    def _base_index(self, x0: tuple) -> int:
+        if x0 == self.algebra.identity:
+            return 0
+        points = self._shared["points"]
+        for k, point in enumerate(points):
+            if point == x0:
+                return k + 1
+        points.append(x0)
+        return len(points)
+
+
+class SymbolicOracle(PointOracle):
     """Gradient oracle over exact series; `oracle[k]` is the oracle of the k-th loss."""
 
     def __init__(self, algebra: Algebra, losses: Sequence, order: int, loss_index: int = 0, _shared=None):
@@ -65,14 +91,6 @@ class SymbolicOracle:
         return VectorSeries.stack(rows)
 
     # -- machinery ----------------------------------------------------------------------------
-    def _as_point(self, x) -> VectorSeries:
-        if not isinstance(x, VectorSeries):
-            raise TypeError(
-                "the gradient oracle was called with something that is not the parameter vector "
-                f"(got {type(x).__name__}); call grad(theta + ...) on expressions built from theta"
-            )
-        return x
-
     def _derivative(self, multi_index: tuple[int, ...], base: int):
         """d^multi_index E_k at base point number `base` (0 is theta itself)."""
         key = (self.loss_index, multi_index, base)
@@ -86,16 +104,6 @@ class SymbolicOracle:
             else:
                 cache[key] = self.algebra.diff(self._derivative(multi_index[:-1], 0), multi_index[-1])
         return cache[key]
-
-    def _base_index(self, x0: tuple) -> int:
-        if x0 == self.algebra.identity:
-            return 0
-        points = self._shared["points"]
-        for k, point in enumerate(points):
-            if point == x0:
-                return k + 1
-        points.append(x0)
-        return len(points)
 
     def _derivative_at(self, beta: tuple[int, ...], x: VectorSeries) -> ScalarSeries:
         base = self._base_index(x.coeffs[0])

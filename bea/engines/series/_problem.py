@@ -18,7 +18,7 @@ from ..._errors import NonSmoothLossError, UnknownSymbolError
 from ..._parse import check_loss
 from ._jet import STEP_SIZE
 
-__all__ = ["Problem", "as_loss", "check_smooth"]
+__all__ = ["Problem", "as_loss", "check_smooth", "h_parts"]
 
 #: Functions whose derivatives do not exist everywhere; BEA needs many derivatives.
 NON_SMOOTH = (
@@ -86,6 +86,15 @@ class Problem:
     losses: tuple[sp.Expr, ...]
     params: tuple[sp.Symbol, ...]
     constants: tuple[sp.Symbol, ...]
+    #: A problem on vector fields instead of losses (`build_fields`): fields[k][i] is component i of field k as
+    #: given (h included), `parts[k][i][m]` its h^m part; `losses` is then empty.
+    fields: tuple = ()
+    parts: tuple = ()
+
+    @property
+    def n_inputs(self) -> int:
+        """How many losses, or fields, the rule is applied to."""
+        return len(self.fields) if self.fields else len(self.losses)
 
     @classmethod
     def build(
@@ -138,3 +147,85 @@ class Problem:
                     "nor declared constants; declare them or fix the spelling"
                 )
         return cls(losses, params, tuple(free))
+
+    @classmethod
+    def build_fields(
+        cls,
+        fields: Sequence,
+        params: Sequence,
+        *,
+        reserved: Iterable[sp.Symbol] = (),
+        constants: Sequence[sp.Symbol] | None = None,
+    ) -> Problem:
+        """Vector fields f = f^0 + h f^1 + ... (polynomial in h), one component per parameter, checked like losses."""
+        params = tuple(params)
+        if not fields:
+            raise UnknownSymbolError("no vector field was given")
+        if not params:
+            raise UnknownSymbolError("no parameters were given; pass params=[u, v, ...] (--params u,v)")
+        for p in params:
+            if not isinstance(p, sp.Symbol):
+                raise UnknownSymbolError(f"parameters must be SymPy symbols, got {p!r}")
+        if len(set(params)) != len(params):
+            raise UnknownSymbolError(f"a parameter is listed twice in {list(params)}")
+        checked, parts = [], []
+        for k, field in enumerate(fields):
+            label = "the field" if len(fields) == 1 else f"field {k + 1}"
+            if isinstance(field, (str, sp.Basic)) and not isinstance(field, sp.MatrixBase):
+                raise UnknownSymbolError(
+                    f"{label} must be a list of components, one per parameter (e.g. field=[u*(v - 2), v*(1 - u)]), "
+                    f"got {field!r}"
+                )
+            components = list(field)
+            if len(components) != len(params):
+                raise UnknownSymbolError(
+                    f"{label} has {len(components)} component(s) but there are {len(params)} parameter(s) "
+                    f"{list(params)}: give one component f_i per parameter, theta_i' = f_i(theta)"
+                )
+            row, row_parts = [], []
+            for i, component in enumerate(components):
+                what = f"component {i + 1} ({params[i]}') of {label}"
+                expr = as_loss(component, what)
+                if not isinstance(expr, sp.Expr) or isinstance(expr, sp.MatrixBase) or expr.is_Boolean:
+                    raise UnknownSymbolError(f"{what} must be a scalar SymPy expression, got {expr!r}")
+                expr = expr.xreplace({s: STEP_SIZE for s in expr.free_symbols if s.name == STEP_SIZE.name})
+                pieces = h_parts(expr, what)
+                for m, piece in enumerate(pieces):
+                    check_smooth(piece, what)
+                    check_loss(piece, params, what)
+                row.append(expr)
+                row_parts.append(tuple(pieces))
+            checked.append(tuple(row))
+            parts.append(tuple(row_parts))
+        used = set().union(*(p.free_symbols for row in parts for comp in row for p in comp))
+        reserved = set(reserved)
+        clash = sorted((s for s in used if s in reserved and s not in params), key=str)
+        if clash:
+            raise UnknownSymbolError(
+                f"the field uses {', '.join(map(str, clash))}, which the rule uses as a hyperparameter; rename it"
+            )
+        free = sorted(used - set(params), key=str)
+        if constants is not None:
+            unknown = [s for s in free if s not in set(constants)]
+            if unknown:
+                raise UnknownSymbolError(
+                    f"unknown symbol(s) {', '.join(map(str, unknown))} in the field: they are neither parameters "
+                    "nor declared constants; declare them or fix the spelling"
+                )
+        return cls((), params, tuple(free), tuple(checked), tuple(parts))
+
+
+def h_parts(expr: sp.Expr, what: str) -> list[sp.Expr]:
+    """[e_0, e_1, ...] with expr = sum_m h^m e_m; `UnknownSymbolError` unless expr is a polynomial in h."""
+    if STEP_SIZE not in expr.free_symbols:
+        return [expr]
+    if not expr.is_polynomial(STEP_SIZE):
+        raise UnknownSymbolError(
+            f"{what} depends on the step size h as {expr}, which is not a polynomial in h; a field may contain h "
+            "only polynomially (f = f^0 + h f^1 + h^2 f^2 + ...)"
+        )
+    poly = sp.Poly(expr, STEP_SIZE)
+    out = [sp.S.Zero] * (poly.degree() + 1)
+    for (power,), coeff in poly.terms():
+        out[power] = sp.sympify(coeff)
+    return out

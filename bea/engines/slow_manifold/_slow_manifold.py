@@ -88,7 +88,7 @@ def settle(rule, truncations: Truncations, *, order: int, state0=None):
             state = [s + r / (1 - d) for s, r, d in zip(state, residual, decays)]
             known = lowest
         else:
-            known = level + 1
+            known = level + 1  # every coefficient through h^level vanished (tested up to the exact ones)
         if (lowest is None or lowest >= level) and level < order:
             level += 1  # exact through h^{level - 1}; the next truncation fixes h^level and checks this one
             state = [truncations.resize(s, level) for s in state]
@@ -173,4 +173,5 @@ def _lowest(algebra, residual: VectorSeries, start: int) -> int | None:
     for k in range(start, residual.valid):
         if not all(algebra.vanishes(c) for c in residual.coeffs[k]):
             return k
-    return None
+    # Coefficients past the exact ones cannot be confirmed zero: report the first of them, never "all vanish".
+    return residual.valid if residual.valid < len(residual.coeffs) else None

@@ -82,7 +82,14 @@ class _Domain:
         return sp.expand(value)
 
     def is_zero(self, value) -> bool:
-        return value == 0 if self.rational else sp.expand(value) == 0
+        return value == 0 if self.rational else vanishes(value)
+
+
+def vanishes(value) -> bool:
+    """Exact zero test of a SymPy coefficient: expand, then cancel (rational functions of hyperparameters,
+    e.g. a memory rule's 1/(1 - beta), vanish only after cancelling)."""
+    value = sp.expand(sp.sympify(value))
+    return value == 0 or sp.cancel(sp.together(value)) == 0
 
 
 def _convert(domain: _Domain, coefficients: Mapping, max_order: int) -> dict:
@@ -267,7 +274,7 @@ def order_of_accuracy(method: Mapping, max_order: int) -> int:
     """The largest p <= max_order with a(t) = 1/gamma(t) for every |t| <= p (Butcher's order conditions)."""
     for n in range(1, max_order + 1):
         for t in trees_of_order(n):
-            if sp.expand(sp.sympify(method.get(t, 0)) - sp.Rational(1, gamma(t))) != 0:
+            if not vanishes(sp.sympify(method.get(t, 0)) - sp.Rational(1, gamma(t))):
                 return n - 1
     return max_order
 
@@ -285,7 +292,7 @@ def symplecticity_defects(method: Mapping, max_order: int) -> dict:
                 continue
             a = [sp.sympify(method.get(x, 0)) for x in (butcher_product(u, v), butcher_product(v, u), u, v)]
             defect = sp.expand(a[0] + a[1] - a[2] * a[3])
-            if defect != 0:
+            if not vanishes(defect):
                 out[(u, v)] = defect
     return out
 
@@ -296,7 +303,7 @@ def symmetry_defects(method: Mapping, max_order: int) -> dict:
     The method is symmetric, Phi_{-h} o Phi_h = id, iff c vanishes on every tree (HLW Sec. V.1)."""
     reflected = {t: (-1) ** order(t) * sp.sympify(method.get(t, 0)) for t in trees_up_to(max_order)}
     composed = compose(method, reflected, max_order)
-    return {t: v for t, v in composed.items() if v != 0}
+    return {t: v for t, v in composed.items() if not vanishes(v)}
 
 
 def _trunks(t: Tree):
@@ -365,6 +372,6 @@ def energy_preservation_defects(field: Mapping, max_order: int) -> dict:
             if free:
                 continue
             defect = sp.expand(sum((phi[t] * sp.sympify(field.get(t, 0)) / symmetry(t) for t in phi), sp.S.Zero))
-            if defect != 0:
+            if not vanishes(defect):
                 out[tuple(sorted(phi, key=_key))] = defect
     return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Notation", "field_latex", "gradient_latex", "gradient_text", "notation_for"]
+__all__ = ["Notation", "field_latex", "field_text", "gradient_latex", "gradient_text", "notation_for"]
 
 _SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 _SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
@@ -44,6 +44,29 @@ def field_latex(tree) -> str:
         return "'" * m if m <= 3 else f"^{{({m})}}"
 
     return _render(tree, "f", lambda x: f"f' {x}", lambda m, xs: f"f{primes(m)}({', '.join(xs)})")
+
+
+def field_text(tree) -> str:
+    """F(t) in plain text, in the field f = -∇E: 'f', "f'f", "f''(f, f)", "f'f'f", "f⁽⁴⁾(f, f, f, f)".
+
+    Butcher's elementary differentials (Hairer, Lubich & Wanner, Geometric Numerical Integration,
+    Sec. III.1.2, doi:10.1007/3-540-30666-8): F(•) = f, F([t_1..t_m]) = f^(m)(F(t_1), ..., F(t_m)).
+    """
+    return _render(tree, "f", lambda x: f"f'{x}", lambda m, xs: f"{_primes_text(m)}({', '.join(xs)})")
+
+
+def colored_field_text(tree, name) -> str:
+    """F(t) of a coloured tree in the fields f_k: "f₂'f₁", "f_φ''(f_φ, f_θ)"; `name(label)` names a node's field."""
+    m = len(tree.children)
+    head = _primes_text(m, "f" + name(tree.label))
+    inner = [colored_field_text(c, name) for c in tree.children]
+    if not inner:
+        return head
+    return f"{head}{inner[0]}" if m == 1 else f"{head}({', '.join(inner)})"
+
+
+def _primes_text(m: int, head: str = "f") -> str:
+    return head + ("'" * m if m <= 3 else f"⁽{str(m).translate(_SUPERSCRIPTS)}⁾")
 
 
 @dataclass(frozen=True)

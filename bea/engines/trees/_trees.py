@@ -35,6 +35,12 @@ M_n(t) = R^{|t|-n} d^{|t|} L_n(t) = sum over cuts of e(cut-off) M_{n-1}(root par
 and R^{n-1}/n! is an integer for n <= N (Legendre: v_p(n!) <= (n-1)/(p-1)).
 This is the homogeneity of the matching (scaling h by dR scales a(t), b(t) and
 L_n(t) by (dR)^{|t|}). SymPy numbers are made only for the result.
+
+A tableau with free symbols (a one-parameter family, A = [[0, 0], [alpha, 0]]) runs the
+same recursions in the field QQ(symbols) (`RationalFunctionField`, canonical: zero tests
+are exact), and b(t) comes back as a rational function of the symbols; irrational entries
+(sqrt(3)) go through expanded SymPy expressions. `order_conditions` gives Butcher's order
+conditions Phi(t) - 1/gamma(t) as expressions in the same symbols, for `sympy.solve`.
 """
 
 from __future__ import annotations
@@ -46,8 +52,11 @@ from functools import lru_cache
 from math import factorial, lcm
 from operator import mul, sub
 
-from sympy import Rational, S, sympify
+from sympy import Pow, Rational, S, cancel, sympify, together
 from sympy import expand as sp_expand
+from sympy.polys.polyerrors import CoercionFailed
+
+from ..series._fractions import rational_function_field
 
 __all__ = [
     "Tree",
@@ -56,6 +65,7 @@ __all__ = [
     "elementary_weight",
     "level_sequence",
     "modified_equation_coefficients",
+    "order_conditions",
     "symmetry",
     "trees_of_order",
     "trees_up_to",
@@ -282,23 +292,24 @@ def _coefficients_from_integers(scaled: list[int], scale: int, max_order: int) -
     return out
 
 
-def _generic_matching(values: list, max_order: int) -> list:
-    """b(t) by id for method coefficients of any kind (SymPy expressions): the same recursion, expanded."""
+def _generic_matching(values: list, max_order: int, normal=sp_expand, zero=S.Zero) -> list:
+    """b(t) by id for method coefficients of any kind: the same recursion, on SymPy expressions (expanded by
+    `normal`) or on elements of an exact field (`normal` the identity, `zero` the field's zero)."""
     count = _FOREST.bounds[max_order + 1]
-    b: list = [S.Zero] * count
+    b: list = [zero] * count
     lie: list[dict] = [{} for _ in range(count)]  # lie[t][n] = L_n(t), nonzero ones and L_1
     for size in range(1, max_order + 1):
         roots, cut_offs, counts, slices = _FOREST.layer(size) if size > 1 else ([], [], [], [slice(0, 0)])
         for t, part in zip(_FOREST.ids(size), slices):
-            total = S.Zero
+            total = zero
             for n in range(2, size + 1):
                 terms = [k * b[c] * lie[r][n - 1] for r, c, k in zip(roots[part], cut_offs[part], counts[part])
                          if b[c] != 0 and lie[r].get(n - 1, 0) != 0]
-                value = sp_expand(sum(terms, S.Zero))
+                value = normal(sum(terms, zero))
                 if value != 0:
                     lie[t][n] = value
-                    total += value / _FACTORIALS[n]
-            b[t] = lie[t][1] = sp_expand(values[t] - total)
+                    total = total + value / _FACTORIALS[n]
+            b[t] = lie[t][1] = normal(values[t] - total)
     return b
 
 
@@ -326,6 +337,11 @@ def _tableau_coefficients(A, weights, max_order: int) -> list:
     after scaling the tableau by its common denominator d (so a'(t) = d^{|t|} Phi(t))."""
     _FOREST.grow(max_order)
     entries = [sympify(x) for row in A for x in row] + [sympify(x) for x in weights]
+    symbols = sorted(set().union(*(x.free_symbols for x in entries)), key=str)
+    if symbols:  # a family of tableaus: the same recursions in QQ(symbols), if the entries lie there
+        found = _symbolic_tableau_coefficients(A, weights, max_order, symbols)
+        if found is not None:
+            return found
     if not all(x.is_Rational for x in entries):  # irrational numbers: the same recursion on SymPy expressions
         weight = elementary_weight(A, weights)
         count = _FOREST.bounds[max_order + 1]
@@ -343,6 +359,71 @@ def _tableau_coefficients(A, weights, max_order: int) -> list:
         value.append([sum(map(mul, row, phi)) for row in rows])
     scaled = [sum(map(mul, b_scaled, phi)) for phi in stage]
     return _coefficients_from_integers(scaled, scale, max_order)
+
+
+def _symbolic_tableau_coefficients(A, weights, max_order: int, symbols) -> list | None:
+    """b(t) by id (SymPy rational functions of `symbols`) for a tableau whose entries lie in QQ(symbols), computed
+    in that field (exact zero tests, no expression swell); None when an entry does not (sqrt(3) alpha)."""
+    field = rational_function_field(symbols)
+    try:
+        rows = [[field.from_sympy(sympify(x)) for x in row] for row in A]
+        b = [field.from_sympy(sympify(x)) for x in weights]
+    except (CoercionFailed, ValueError):  # SymPy's fraction field raises ValueError for sqrt(5) alpha
+        return None
+    count = _FOREST.bounds[max_order + 1]
+    prefix, last = _FOREST.prefix, _FOREST.last
+    stage = [[field.one] * len(b)]  # Phi_i(t): products over children of the stage values
+    value = [[_dot(row, stage[0], field.zero) for row in rows]]  # sum_j a_ij Phi_j(t)
+    for t in range(1, count):
+        phi = list(map(mul, stage[prefix[t]], value[last[t]]))
+        stage.append(phi)
+        value.append([_dot(row, phi, field.zero) for row in rows])
+    weights_ = [_dot(b, phi, field.zero) for phi in stage]
+    return [field.to_sympy(x) for x in _generic_matching(weights_, max_order, normal=lambda x: x, zero=field.zero)]
+
+
+def _dot(row, vector, zero):
+    total = zero
+    for a, x in zip(row, vector):
+        if a:
+            total = total + a * x
+    return total
+
+
+def order_conditions(rule, order: int) -> dict:
+    """Butcher's order conditions of a Runge-Kutta tableau through `order`: {tree: Phi(t) - 1/gamma(t)}.
+
+    Phi(t) = sum_i b_i Phi_i(t) is the elementary weight (`elementary_weight`), 1/gamma(t) the exact
+    flow's coefficient; the method has order p iff every condition with |t| <= p vanishes (Butcher,
+    Numerical Methods for Ordinary Differential Equations, 3rd ed., Wiley 2016, Thm 315A,
+    doi:10.1002/9781119121534; Hairer, Lubich & Wanner, Geometric Numerical Integration, Thm III.1.5,
+    doi:10.1007/3-540-30666-8). Entries may be free symbols: the conditions are then expressions in them,
+    and `sympy.solve(list(conditions.values()), [b1, b2])` finds the tableaus of that order, e.g. the
+    2-stage explicit family b_2 = 1/(2 alpha), b_1 = 1 - b_2. Trees are nested tuples, as in `trees_up_to`;
+    each condition is expanded, and put over one denominator when the entries are rational functions.
+    """
+    from ..._errors import InvalidOrderError
+    from ...rules import EULER, GD, RungeKutta
+
+    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+        raise InvalidOrderError(f"order must be a positive integer, got {order!r}")
+    if isinstance(rule, GD):
+        rule = EULER
+    if not isinstance(rule, RungeKutta):
+        from ..._errors import InvalidHyperparameterError
+
+        raise InvalidHyperparameterError(
+            f"order conditions are for Runge-Kutta tableaus (bea.rules.RungeKutta(A=..., b=...), gd, rk4, ...), "
+            f"got {getattr(rule, 'name', rule)!r}"
+        )
+    weight = elementary_weight(rule.A, rule.b)
+    out = {}
+    for t in trees_up_to(order):
+        condition = sp_expand(weight(t) - Rational(1, gamma(t)))
+        if condition != 0 and any(p.is_Pow and p.exp.is_negative and p.free_symbols for p in condition.atoms(Pow)):
+            condition = cancel(together(condition))
+        out[t] = condition
+    return out
 
 
 def exact_flow_coefficient(t: Tree):
@@ -377,7 +458,9 @@ def tree_coefficients(rule, order: int) -> list[TreeTerm]:
     f = -grad E (or of any field). GD is explicit Euler. Implicit tableaus (backward
     Euler, Gauss, Radau IIA, Lobatto: `bea.rules.IMPLICIT_TABLEAUS`) are accepted: their
     elementary weights follow the same recursion, and irrational entries (Gauss's
-    sqrt(3)) stay exact. Raises for rules that are not Runge-Kutta maps of a single field.
+    sqrt(3)) stay exact. Free symbols in the tableau (a family, A = [[0, 0], [alpha, 0]])
+    give coefficients as rational functions of them. Raises for rules that are not
+    Runge-Kutta maps of a single field.
     """
     from ..._errors import InvalidOrderError, UnknownSymbolError
     from ...rules import EULER, GD, RungeKutta
@@ -392,7 +475,5 @@ def tree_coefficients(rule, order: int) -> list[TreeTerm]:
             f"euler, midpoint, heun, rk4, RungeKutta(...)) so far, not for {rule.name}; pass loss= and params= "
             "for the concrete view"
         )
-    if rule.free_symbols:
-        raise UnknownSymbolError("the tableau has symbols; give it numbers to get exact coefficients")
     b = _tableau_coefficients(rule.A, rule.b, order + 1)
     return list(map(TreeTerm, _FOREST.nested[: len(b)], b))
