@@ -183,7 +183,8 @@ def built_in(value) -> bool:
     bea's own classes and numbers, whose result depends on its fields alone (user functions may read
     globals or closures that change between calls, and compare by identity)."""
     if callable(value) and not isinstance(value, type) and not dataclasses.is_dataclass(value):
-        return (getattr(value, "__module__", "") or "").startswith("bea")
+        module = getattr(value, "__module__", "") or ""
+        return module == "bea" or module.startswith("bea.")  # not a user's beatrix_rules
     if isinstance(value, (tuple, list, frozenset, set)):
         return all(built_in(v) for v in value)
     if isinstance(value, dict):

@@ -62,6 +62,7 @@ def modified_equation(
     small: Sequence = (),
     progress: bool | None = None,
     _runner=None,
+    _hyperparameters_in_fields=None,
 ) -> ModifiedEquation:
     """Derive f_0, ..., f_order of the modified equation of `rule` on a concrete loss.
 
@@ -102,7 +103,7 @@ def modified_equation(
         raise UnknownSymbolError(f"give only one of loss=, losses=, field= or fields= (got {', '.join(given)})")
     if field is not None or fields is not None:
         return _on_fields(rule, order, [field] if field is not None else list(fields), params, values, constants,
-                          small, progress, _runner)
+                          small, progress, _runner, _hyperparameters_in_fields)
     if loss is None and losses is None and params is None and not values:
         warn_if_slow(rule, order, None)
         with Progress(progress, f"{rule_name(rule)} to order {order}, coordinate-free") as bar:
@@ -122,7 +123,8 @@ def modified_equation(
     return _concrete(rule, order, problem, progress, _runner)
 
 
-def _on_fields(rule, order, fields, params, values, constants, small, progress, _runner) -> ModifiedEquation:
+def _on_fields(rule, order, fields, params, values, constants, small, progress, _runner,
+               hyperparameters_in_fields=None) -> ModifiedEquation:
     """The concrete view on vector fields (`field=` / `fields=`)."""
     if small:
         raise UnknownSymbolError("small= is for the coordinate-free view; on a field the engine is exact in every hyperparameter")
@@ -130,7 +132,10 @@ def _on_fields(rule, order, fields, params, values, constants, small, progress, 
         raise UnknownSymbolError("params= is required with field=: the parameter symbols, one per component, in order")
     params = _flatten_players(rule, params)
     rule, fields = _apply_values_to_fields(rule, fields, values or {})
-    problem = Problem.build_fields(fields, params, reserved=rule.free_symbols, constants=constants)
+    # A user's field may not name the rule's hyperparameters (the symbol would mean two things); a modifying
+    # field built by bea from the rule's own results (1/(1 - beta)) legitimately contains them.
+    reserved = () if hyperparameters_in_fields else rule.free_symbols
+    problem = Problem.build_fields(fields, params, reserved=reserved, constants=constants)
     return _concrete(rule, order, problem, progress, _runner)
 
 

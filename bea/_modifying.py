@@ -31,6 +31,7 @@ import sympy as sp
 from ._derive import MAX_SAFE_ORDER, check_order, modified_equation
 from ._errors import InvalidHyperparameterError, UnknownSymbolError, UnsupportedError
 from .engines.series._jet import STEP_SIZE
+from .engines.series._problem import h_parts
 from .results._modifying import CoordinateFreeModifyingEquation, ModifyingEquation
 
 __all__ = ["modifying_equation"]
@@ -82,7 +83,7 @@ def modifying_equation(
     if target is not None and target_loss is not None:
         raise UnknownSymbolError("give target= (a field) or target_loss= (a loss), not both")
     base = modified_equation(rule, 0, loss=loss, losses=losses, field=field, params=params, values=values,
-                             constants=constants)
+                             constants=constants, max_order=max_order)
     rule, params, losses = base.rule, list(base.params), list(base.losses)
     n = len(params)
     if field is not None:
@@ -103,22 +104,44 @@ def modifying_equation(
     for j in range(1, order + 1):
         correction = sum((STEP_SIZE**i * c for i, c in enumerate(corrections)), sp.zeros(n, 1))
         trial = [[sp.expand(a + b) for a, b in zip(field, correction)] for field in fields]
-        derived = modified_equation(rule, j, fields=trial, params=params, progress=progress)
-        for i in range(j):  # the recursion's invariant: lower orders already match
-            if not all(_is_zero(x) for x in derived.terms[i] - goal[i]):
-                raise UnsupportedError(f"{rule.name}: the modifying field's order {i} moved when order {j} was "
-                                       "added; the rule's limiting flow is not a pointwise map of the field")
+        derived = _derived(rule, j, trial, params, progress, max_order)
+        _check_matches(rule, derived, goal, j, j)
         defect = (derived.terms[j] - goal[j]).applyfunc(sp.expand)
         corrections.append(solve(-defect))
+    # The recursion assumes the limiting flow is a pointwise map of the field (GD, momentum, games); a rule that
+    # evaluates the field at theta + O(1) (SAM with an independent rho) breaks it. Check every order on the result.
+    correction = sum((STEP_SIZE**i * c for i, c in enumerate(corrections)), sp.zeros(n, 1))
+    final = [[sp.expand(a + b) for a, b in zip(field, correction)] for field in fields]
+    _check_matches(rule, _derived(rule, order, final, params, progress, max_order), goal, order + 1, order)
     if kind == "shared":
         terms = corrections
-    else:
-        terms = [sp.Matrix(fields[0]) + corrections[0]] + corrections[1:]
+    else:  # the given field's own h^l parts (a field= may contain h) belong to f^_l
+        given = [h_parts(sp.expand(c), f"component {i + 1} of the field") for i, c in enumerate(fields[0])]
+        terms = [sp.Matrix([p[l] if l < len(p) else 0 for p in given]) + c for l, c in enumerate(corrections)]
+        if any(len(p) > order + 1 for p in given):
+            raise UnsupportedError(f"the field has powers of h beyond h^{order}: derive to a higher order (at least "
+                                   f"{max(len(p) for p in given) - 1}) or drop them")
     return ModifyingEquation(
         rule=rule, params=tuple(params), losses=tuple(losses), order=order,
         terms=tuple(sp.ImmutableMatrix(t) for t in terms),
         target=tuple(goal), kind=kind, constants=base.constants,
     )
+
+
+def _derived(rule, order, fields, params, progress, max_order):
+    """The modified equation of the rule run on bea's own trial fields (they may hold the hyperparameters)."""
+    return modified_equation(rule, order, fields=fields, params=params, progress=progress, max_order=max_order,
+                             _hyperparameters_in_fields=True)
+
+
+def _check_matches(rule, derived, goal, upto: int, added: int) -> None:
+    for i in range(upto):
+        if not all(_is_zero(x) for x in derived.terms[i] - goal[i]):
+            raise UnsupportedError(
+                f"{rule.name}: the modifying field's order {i} does not hold once order {added} is in place: the rule's "
+                "limiting flow is not a pointwise map of the field (it evaluates the field away from theta, as SAM "
+                "with an independent rho does), which this order-by-order solution assumes. Tie such a radius to the "
+                "step (rho = c*h), or use the coordinate-free view")
 
 
 def _is_zero(x) -> bool:
@@ -154,7 +177,7 @@ def _limiting_map(rule, params, n_fields):
     """F_0 on constant fields g_k (symbols): (the g_k, F_0(g), the Jacobian of F_0(g_1 + d, ..., g_K + d) in d at d = 0)."""
     n = len(params)
     symbols = [[sp.Dummy(f"g{k}_{i}") for i in range(n)] for k in range(n_fields)]
-    limit = modified_equation(rule, 0, fields=symbols, params=params).terms[0]
+    limit = modified_equation(rule, 0, fields=symbols, params=params, _hyperparameters_in_fields=True).terms[0]
     jacobian = sp.zeros(n, n)
     for row in symbols:
         jacobian += sp.Matrix(limit).jacobian(row)

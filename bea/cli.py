@@ -58,6 +58,9 @@ class _Entry:
 
 
 #: Command-line rule names.
+#: Rules with one step per batch loss: n is the number of --loss (or --batches).
+_BATCH_RULES = ("sgd-steps", "implicit-sgd-steps")
+
 RULES: dict[str, _Entry] = {
     "gd": _Entry(_rules.GD, "gradient descent"),
     "egr": _Entry(_rules.EGR, "explicit gradient regularization, GD on E + mu |grad E|^2 (--set mu=...)"),
@@ -76,6 +79,9 @@ RULES: dict[str, _Entry] = {
         {"eps_position": ("inside", "outside")},
     ),
     "sgd-steps": _Entry(_rules.SGDSteps, "n SGD steps, one per --loss (batch losses E_1..E_n), time n h"),
+    "implicit-sgd-steps": _Entry(
+        _rules.ImplicitSGDSteps, "n implicit (proximal) SGD steps, one per --loss (batch losses E_1..E_n), time n h"
+    ),
     "simultaneous-gd": _Entry(
         _rules.SimultaneousGD, "two-player game, simultaneous steps (--loss twice, --params once per player; --set ratio=...)"
     ),
@@ -544,14 +550,14 @@ def _derive(args) -> str:
     options, values = _split_assignments(entry, fields, args.assignments)
     given = dict(options)
     options = _named_like_fields(default, options)
-    if args.rule == "sgd-steps":
+    if args.rule in _BATCH_RULES:
         if args.batches is not None and args.loss and args.batches != len(args.loss):
             raise ParseError(f"--batches {args.batches} but {len(args.loss)} --loss given")
         if args.batches is not None and args.batches < 1:
             raise ParseError(f"--batches must be positive, got {args.batches}")
         options["n"] = len(args.loss or ()) or args.batches or 2
     elif args.batches is not None:
-        raise ParseError("--batches is for sgd-steps")
+        raise ParseError("--batches is for sgd-steps and implicit-sgd-steps")
     if args.small and (args.loss or args.params):
         raise ParseError("--small is for the coordinate-free view (on a loss the engine is exact in every hyperparameter)")
     if args.initial_point and (args.loss or args.params):
@@ -610,9 +616,11 @@ def _concrete_output(args, me) -> str:
     if args.cse:
         lines += _cse_lines(me)
     else:
-        lines += [f"f_{l}[{p}] = {c}" for l, term in enumerate(me.terms) for p, c in zip(me.params, term)]
+        name = "f^" if getattr(args, "modifying", False) else "f"
+        lines += [f"{name}_{l}[{p}] = {c}" for l, term in enumerate(me.terms) for p, c in zip(me.params, term)]
     if loss_terms is not None:
-        lines += [f"E~_{l} = {u}" for l, u in enumerate(loss_terms.terms)]
+        loss_name = "E^" if getattr(args, "modifying", False) else "E~"
+        lines += [f"{loss_name}_{l} = {u}" for l, u in enumerate(loss_terms.terms)]
     elif loss_note:
         lines.append(loss_note)
     return "\n".join(lines)

@@ -326,3 +326,45 @@ def test_explicit_target_on_a_linear_limit():
     assert explicit.terms == default.terms
     slower = modifying_equation(rule, 0, loss=TWO_PARAM, params=[a, b], target=list(-g))
     assert_zero(slower.terms[0] + g / 2)
+
+
+# -- review of cf3a25c ------------------------------------------------------------------------------------
+
+def test_symbolic_hyperparameters_at_higher_orders_match_the_closed_form():
+    """Heavy ball on E = lam x^2/2 is linear: theta' = z(h) theta with z the slow root of
+    z^2 = (1 + beta - h mu) z - beta for the field -mu x. Run on the modifying field (a linear field -mu(h) x), the
+    slow root must be exp(h f_0) with f_0 = -lam/(1 - beta): solve z(h; mu(h)) = exp(-h lam/(1 - beta)) for mu by
+    series (independent of the engines) and compare with f^ through h^2."""
+    beta, lam, hh, mu = sp.symbols("beta lam h mu")
+    me = modifying_equation(bea.rules.HeavyBall(beta=beta), 2, loss=lam * x**2 / 2, params=[x])
+    coefficients = [sp.cancel(t[0] / -x) for t in me.terms]  # f^_l = -mu_l x
+    slow = ((1 + beta - hh * mu) + sp.sqrt((1 + beta - hh * mu) ** 2 - 4 * beta)) / 2  # the root -> 1 as h -> 0
+    for values in ({beta: sp.Rational(1, 3), lam: 2}, {beta: sp.Rational(1, 2), lam: 1}, {beta: sp.Rational(4, 5), lam: 3}):
+        mu_h = sum(c * hh**l for l, c in enumerate(coefficients)).subs(values)
+        residual = sp.series((slow.subs(mu, mu_h) - sp.exp(-hh * lam / (1 - beta))).subs(values), hh, 0, 4)
+        assert sp.expand(residual.removeO()) == 0, values
+
+
+def test_rules_that_evaluate_the_field_away_from_theta_are_refused():
+    """SAM with an independent rho evaluates the field at theta + O(1): its limiting flow is not a pointwise map
+    of the field, so the order-by-order solution does not apply; refused instead of returning a wrong field."""
+    with pytest.raises(bea.UnsupportedError, match="not a pointwise map of the field.*rho = c\\*h"):
+        modifying_equation(bea.rules.SAM(rho=sp.Rational(1, 3)), 1, loss=x**3 / 3 + x**2 / 2, params=[x])
+
+
+def test_a_field_with_h_parts_is_split_by_powers_of_h():
+    me = modifying_equation(bea.rules.GD(), 2, field=[-x + bea.h * x**2], params=[x])
+    # target: the field's own limit -x; GD on f^ is the time-h flow of -x: f^ = (e^{-h} - 1)/h x
+    assert [list(t) for t in me.terms] == [[-x], [x / 2], [-x / 6]]
+    me.to_jax(term=0)  # each term is free of h
+
+
+def test_command_line_modifying(capsys):
+    from bea.cli import main
+
+    assert main(["derive", "gd", "--loss", "(y - a*b*x)**2/2", "--params", "a,b", "--order", "1", "--modifying",
+                 "--modified-loss"]) == 0
+    out = capsys.readouterr().out
+    assert "modifying field f^" in out and "f^_1[a] = " in out and "E^_1 = " in out
+    assert main(["derive", "heavy-ball", "--loss", "a**4/4 + a**2/2", "--params", "a", "--order", "2",
+                 "--modifying"]) == 0  # symbolic beta at order 2 (it was refused as a clash before)

@@ -35,6 +35,7 @@ DEFAULT_TIME = 0.1
 #: Rules whose `bea derive` help speaks of --loss and --params: here their losses come from the model.
 _VERIFY_HELP = {
     "sgd-steps": "n SGD steps, one per batch loss of the model, time n h (--model mlp-2-batches)",
+    "implicit-sgd-steps": "n implicit SGD steps, one per batch loss of the model, time n h (--model mlp-2-batches)",
     "simultaneous-gd": "two-player game, simultaneous steps (--model bilinear-game; --set ratio=...)",
     "alternating-gd": "two-player game, player 1 then player 2 (--model bilinear-game; --set ratio=...)",
     "extragradient": "two-player game, extragradient (--model bilinear-game; --set ratio=...)",
@@ -248,9 +249,9 @@ def _rule(args, rules: dict, split_assignments, entry_type, model: Model):
     for name, value in options.items():  # a hyperparameter set by name must be a number (or in h, SAM's rho=h/2)
         if hasattr(value, "free_symbols") and {s.name for s in value.free_symbols} - {"h"}:
             raise ParseError(f"--set {name}={value}: verification iterates the rule, so {name} must be a number")
-    if args.rule == "sgd-steps":
+    if args.rule in ("sgd-steps", "implicit-sgd-steps"):
         if model.n_losses < 2:
-            raise ParseError(f"sgd-steps takes one loss per batch and {model.name} has one; use --model mlp-2-batches "
+            raise ParseError(f"{args.rule} takes one loss per batch and {model.name} has one; use --model mlp-2-batches "
                              "or a bea.verify.Model with several jax_losses")
         options["n"] = model.n_losses
     if isinstance(default, _Game) and model.players is not None:

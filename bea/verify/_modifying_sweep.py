@@ -94,7 +94,8 @@ def modifying_local_error(rule, model, order: int, *, step_sizes=None, values: d
     if memory:
         from .._derive import modified_equation
 
-        on_field = modified_equation(rule, order + 2, fields=[list(c) for c in columns], params=split, values=values)
+        on_field = modified_equation(rule, order + 2, fields=[list(c) for c in columns], params=split, values=values,
+                                     _hyperparameters_in_fields=True)
         states = on_field.slow_manifold_to_jax()
         manifold = lambda theta, h: tuple(s(theta, h) for s in states)  # noqa: E731
     theta0 = jnp.asarray(model.theta0, dtype=jnp.float64)

@@ -199,7 +199,10 @@ def _least_drifting(probes):
 def _refusal(kind, probes, stop, best, start_note) -> str:
     seen = "; ".join(_ranges(probes)) or "nothing"
     usable = sum(1 for p in probes if not p[2])
-    if best is not None:
+    if best is not None and not math.isfinite(best[1]):
+        found = (f"no {MIN_WINDOW} consecutive usable step sizes whose errors fall with h (local slopes above "
+                 f"{DECREASING})")
+    elif best is not None:
         hs = [probes[i][0] for i in best[0]]
         found = (f"the best {len(hs)} consecutive usable step sizes (h = {max(hs):g} to {min(hs):g}) have local "
                  f"slopes spreading by {best[1]:.2f} > {DRIFTING}: not settled")

@@ -293,3 +293,14 @@ def test_local_error_slopes(rule, order):
 
     result = local_error(rule, model("two-param"), order)
     assert result.passes(0.2), (result.slope, result.expected)
+
+
+def test_implicit_sgd_steps_on_the_command_line(capsys):
+    """One step per --loss (n from their number); f_0 is the mean gradient flow, the per-step time h."""
+    from bea.cli import main
+
+    assert main(["derive", "implicit-sgd-steps", "--loss", "(a-1)**2/2", "--loss", "(a+1)**2/2 + a**3/3",
+                 "--params", "a", "--order", "0"]) == 0
+    assert "f_0[a] = -a**2/2 - a" in capsys.readouterr().out
+    assert main(["verify", "implicit-sgd-steps", "--model", "mlp-2-batches", "--order", "1", "--local-only",
+                 "--json"]) == 0
