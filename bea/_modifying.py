@@ -82,6 +82,10 @@ def modifying_equation(
         return _coordinate_free(rule, order)
     if target is not None and target_loss is not None:
         raise UnknownSymbolError("give target= (a field) or target_loss= (a loss), not both")
+    if field is not None and getattr(rule, "n_losses", 1) != 1:
+        raise UnsupportedError(f"{rule.name} takes {rule.n_losses} losses; modifying_equation takes one field=, so "
+                               "give losses= (a game's stacked field and the SGD steps' shared correction are built "
+                               "from them)")
     base = modified_equation(rule, 0, loss=loss, losses=losses, field=field, params=params, values=values,
                              constants=constants, max_order=max_order)
     rule, params, losses = base.rule, list(base.params), list(base.losses)

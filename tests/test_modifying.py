@@ -368,3 +368,11 @@ def test_command_line_modifying(capsys):
     assert "modifying field f^" in out and "f^_1[a] = " in out and "E^_1 = " in out
     assert main(["derive", "heavy-ball", "--loss", "a**4/4 + a**2/2", "--params", "a", "--order", "2",
                  "--modifying"]) == 0  # symbolic beta at order 2 (it was refused as a clash before)
+
+
+def test_small_review_items():
+    me = modifying_equation(bea.rules.GD(), 1, loss=x**4 / 4, params=[x])
+    with pytest.raises(bea.InvalidOrderError):
+        me.to_jax(term=True)  # a bool is not a term index
+    with pytest.raises(bea.UnsupportedError, match="give losses="):
+        modifying_equation(bea.rules.SimultaneousGD(), 1, field=[-y, x], params=[[x], [y]])

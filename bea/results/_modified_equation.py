@@ -98,7 +98,7 @@ class ModifiedEquation:
         from ..lowering import lower_expressions
 
         if term is not None:
-            if not 0 <= term <= self.order:
+            if isinstance(term, bool) or not isinstance(term, int) or not 0 <= term <= self.order:
                 raise InvalidOrderError(f"term {term} is outside 0..{self.order} derived")
             column, what = self.terms[term], f"f_{term}"
         else:
