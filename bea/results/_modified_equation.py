@@ -9,11 +9,61 @@ import sympy as sp
 from .._errors import InvalidOrderError
 from ..engines.series._jet import STEP_SIZE
 
-__all__ = ["ModifiedEquation"]
+__all__ = ["ColumnSeries", "ModifiedEquation"]
+
+
+class ColumnSeries:
+    """What a concrete result of columns in h shares (`ModifiedEquation`, `ModifyingEquation`): `params`,
+    `order` and `terms[l]`, the SymPy column of h^l. `_name` is how the terms are written (f, f^)."""
+
+    _name = "f"
+    _what = "modified field"
+
+    @property
+    def h(self) -> sp.Symbol:
+        """The step-size symbol."""
+        return STEP_SIZE
+
+    @property
+    def symbols(self) -> tuple[sp.Symbol, ...]:
+        """Every symbol in the terms other than the parameters: data, hyperparameters."""
+        found = set()
+        for term in self.terms:
+            found |= term.free_symbols
+        return tuple(sorted(found - set(self.params), key=str))
+
+    def _checked(self, index, what: str) -> int:
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= self.order:
+            raise InvalidOrderError(f"{what} {index!r} is outside 0..{self.order} derived")
+        return index
+
+    def field(self, order: int | None = None) -> sp.ImmutableMatrix:
+        """The truncated field: terms[0] + h terms[1] + ... + h^order terms[order]."""
+        order = self._checked(self.order if order is None else order, "order")
+        total = sp.zeros(len(self.params), 1)
+        for l in range(order + 1):
+            total += STEP_SIZE**l * self.terms[l]
+        return sp.ImmutableMatrix(total)
+
+    def to_jax(self, *, term: int | None = None, order: int | None = None, allow_float32: bool = False):
+        """The field as a jitted JAX function `field(theta, h, **symbols) -> array`.
+
+        `term=l` gives the h^l term alone, `fn(theta, **symbols)`; `order=` truncates the field.
+        Symbols left in the terms (hyperparameters, loss constants) are keyword
+        arguments, traced, so new values do not recompile. Needs JAX's x64 mode
+        unless allow_float32 (see `bea.lowering.lower_expressions`).
+        """
+        from ..lowering import lower_expressions
+
+        if term is not None:
+            column, what = self.terms[self._checked(term, "term")], f"{self._name}_{term}"
+        else:
+            column, what = self.field(order), f"{self._name}_0 + h {self._name}_1 + ... (truncated {self._what})"
+        return lower_expressions(list(column), self.params, scalar=False, description=what, allow_float32=allow_float32)
 
 
 @dataclasses.dataclass(frozen=True)
-class ModifiedEquation:
+class ModifiedEquation(ColumnSeries):
     """The modified equation theta' = f_0 + h f_1 + ... + h^p f_p of a rule, on concrete losses.
 
     `terms[l]` is f_l as a SymPy column (one component per parameter), exact.
@@ -43,11 +93,6 @@ class ModifiedEquation:
             raise ValueError("terms must hold f_0..f_order")
 
     @property
-    def h(self) -> sp.Symbol:
-        """The step-size symbol."""
-        return STEP_SIZE
-
-    @property
     def loss(self) -> sp.Expr:
         """The loss, for rules with one loss."""
         if self.fields:
@@ -55,24 +100,6 @@ class ModifiedEquation:
         if len(self.losses) != 1:
             raise AttributeError(f"this rule has {len(self.losses)} losses; use .losses")
         return self.losses[0]
-
-    def field(self, order: int | None = None) -> sp.ImmutableMatrix:
-        """The truncated modified field f_0 + h f_1 + ... + h^order f_order."""
-        order = self.order if order is None else order
-        if not 0 <= order <= self.order:
-            raise InvalidOrderError(f"order {order} is outside 0..{self.order} derived")
-        total = sp.zeros(len(self.params), 1)
-        for l in range(order + 1):
-            total += STEP_SIZE**l * self.terms[l]
-        return sp.ImmutableMatrix(total)
-
-    @property
-    def symbols(self) -> tuple[sp.Symbol, ...]:
-        """Every symbol in the terms other than the parameters: data, hyperparameters."""
-        found = set()
-        for term in self.terms:
-            found |= term.free_symbols
-        return tuple(sorted(found - set(self.params), key=str))
 
     def latex(self) -> str:
         """The modified equation as a LaTeX display formula (see `bea.exports.latex`)."""
@@ -86,24 +113,6 @@ class ModifiedEquation:
         from ..exports import modified_loss
 
         return modified_loss(self, order)
-
-    def to_jax(self, *, term: int | None = None, order: int | None = None, allow_float32: bool = False):
-        """The field as a jitted JAX function `field(theta, h, **symbols) -> array`.
-
-        `term=l` gives f_l alone, `fn(theta, **symbols)`; `order=` truncates the field.
-        Symbols left in the terms (hyperparameters, loss constants) are keyword
-        arguments, traced, so new values do not recompile. Needs JAX's x64 mode
-        unless allow_float32 (see `bea.lowering.lower_expressions`).
-        """
-        from ..lowering import lower_expressions
-
-        if term is not None:
-            if isinstance(term, bool) or not isinstance(term, int) or not 0 <= term <= self.order:
-                raise InvalidOrderError(f"term {term} is outside 0..{self.order} derived")
-            column, what = self.terms[term], f"f_{term}"
-        else:
-            column, what = self.field(order), "f_0 + h f_1 + ... (truncated modified field)"
-        return lower_expressions(list(column), self.params, scalar=False, description=what, allow_float32=allow_float32)
 
     def slow_manifold_to_jax(self, *, allow_float32: bool = False) -> list:
         """Per state, `S(theta, h) = S_0 + h S_1 + ... + h^order S_order` as a jitted JAX function:

@@ -15,15 +15,14 @@ import dataclasses
 
 import sympy as sp
 
-from .._errors import InvalidOrderError
-from ..engines.series._jet import STEP_SIZE
 from ._coordinate_free import CoordinateFreeModifiedEquation
+from ._modified_equation import ColumnSeries
 
 __all__ = ["CoordinateFreeModifyingEquation", "ModifyingEquation"]
 
 
 @dataclasses.dataclass(frozen=True)
-class ModifyingEquation:
+class ModifyingEquation(ColumnSeries):
     """The modifying field f^ = f^_0 + h f^_1 + ... + h^p f^_p of a rule on concrete losses, exact.
 
     Run on f^ in place of f = -grad E, the rule's modified equation is `target` through h^p, so one
@@ -54,28 +53,8 @@ class ModifyingEquation:
         if len(self.terms) != self.order + 1:
             raise ValueError("terms must hold f^_0..f^_order")
 
-    @property
-    def h(self) -> sp.Symbol:
-        """The step-size symbol."""
-        return STEP_SIZE
-
-    @property
-    def symbols(self) -> tuple[sp.Symbol, ...]:
-        """Every symbol in the terms other than the parameters (hyperparameters, loss constants)."""
-        found = set()
-        for term in self.terms:
-            found |= term.free_symbols
-        return tuple(sorted(found - set(self.params), key=str))
-
-    def field(self, order: int | None = None) -> sp.ImmutableMatrix:
-        """The truncated field f^_0 + h f^_1 + ... + h^order f^_order (for kind "shared": the correction)."""
-        order = self.order if order is None else order
-        if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= self.order:
-            raise InvalidOrderError(f"order {order!r} is outside 0..{self.order} derived")
-        total = sp.zeros(len(self.params), 1)
-        for l in range(order + 1):
-            total += STEP_SIZE**l * self.terms[l]
-        return sp.ImmutableMatrix(total)
+    _name = "f^"
+    _what = "modifying field; for kind \"shared\": the correction added to every loss's -grad E_k"
 
     def modified_loss(self, order: int | None = None):
         """E^ = U_0 + h U_1 + ... with f^_l = -grad U_l: the loss on which the rule follows the target
@@ -92,19 +71,6 @@ class ModifyingEquation:
 
         text = latex(self)
         return text.replace(r"\frac{d}{dt} ", r"\hat{f}", 1)
-
-    def to_jax(self, *, term: int | None = None, order: int | None = None, allow_float32: bool = False):
-        """The field as a jitted JAX function `field(theta, h, **symbols) -> array` (`term=l`: f^_l alone,
-        `fn(theta, **symbols)`); to train on the corrected loss use `modified_loss().to_jax()`."""
-        from ..lowering import lower_expressions
-
-        if term is not None:
-            if isinstance(term, bool) or not isinstance(term, int) or not 0 <= term <= self.order:
-                raise InvalidOrderError(f"term {term} is outside 0..{self.order} derived")
-            column, what = self.terms[term], f"f^_{term}"
-        else:
-            column, what = self.field(order), "f^_0 + h f^_1 + ... (truncated modifying field)"
-        return lower_expressions(list(column), self.params, scalar=False, description=what, allow_float32=allow_float32)
 
     def to_dict(self) -> dict:
         """A JSON-serializable summary; every expression is a string `sympy.sympify` parses."""

@@ -164,7 +164,7 @@ class SGDSteps(Rule):
 
     def __post_init__(self):
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
-            raise InvalidHyperparameterError(f"sgd-steps needs a positive number of batches, got {self.n!r}")
+            raise InvalidHyperparameterError(f"{self.name} needs a positive number of batches, got {self.n!r}")
         super().__post_init__()
 
     @property

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
-import sympy as sp
-
-from .._errors import InvalidHyperparameterError
 from ._base import Rule
+from ._composite import SGDSteps
 from ._operations import fixed_point
 
 __all__ = ["ImplicitGD", "ImplicitMidpoint", "ImplicitSGDSteps"]
@@ -61,30 +59,16 @@ class ImplicitMidpoint(Rule):
 
 
 @dataclasses.dataclass(frozen=True)
-class ImplicitSGDSteps(Rule):
+class ImplicitSGDSteps(SGDSteps):
     """n implicit SGD steps, step i on batch loss E_i: theta_{i+1} = theta_i - h grad E_i(theta_{i+1}).
 
     Implicit (proximal) stochastic gradient steps (Toulis & Airoldi, "Asymptotic and finite-sample
     properties of estimators based on stochastic gradients", Ann. Statist. 45 (2017) 1694,
-    doi:10.1214/16-AOS1506) with the batches in a fixed order, as `SGDSteps` for explicit steps:
-    the modified field is per step of size h (theta_n ~ theta(n h)). With n = 1 it is `ImplicitGD`.
+    doi:10.1214/16-AOS1506) with the batches in a fixed order: `SGDSteps` (n losses, one step per batch,
+    duration n h) with each step solved implicitly. With n = 1 it is `ImplicitGD`.
     """
 
-    n: int = dataclasses.field(default=2, metadata={"hyper": False})
     name = "implicit-sgd-steps"
-
-    def __post_init__(self):
-        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
-            raise InvalidHyperparameterError(f"implicit-sgd-steps needs a positive number of batches, got {self.n!r}")
-        super().__post_init__()
-
-    @property
-    def n_losses(self) -> int:  # type: ignore[override]
-        return self.n
-
-    @property
-    def duration(self):
-        return sp.Integer(self.n)
 
     def step(self, theta, grad, h):
         for i in range(self.n):

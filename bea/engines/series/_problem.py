@@ -106,16 +106,9 @@ class Problem:
         constants: Sequence[sp.Symbol] | None = None,
     ) -> Problem:
         losses = tuple(as_loss(loss, "the loss" if len(losses) == 1 else f"loss {k + 1}") for k, loss in enumerate(losses))
-        params = tuple(params)
         if not losses:
             raise UnknownSymbolError("no loss was given")
-        if not params:
-            raise UnknownSymbolError("no parameters were given; pass params=[a, b, ...] (--params a,b)")
-        for p in params:
-            if not isinstance(p, sp.Symbol):
-                raise UnknownSymbolError(f"parameters must be SymPy symbols, got {p!r}")
-        if len(set(params)) != len(params):
-            raise UnknownSymbolError(f"a parameter is listed twice in {list(params)}")
+        params = _checked_params(params, "a, b")
         for k, loss in enumerate(losses):
             label = "the loss" if len(losses) == 1 else f"loss {k + 1}"
             if not isinstance(loss, sp.Expr) or isinstance(loss, sp.MatrixBase) or loss.is_Boolean:
@@ -132,21 +125,7 @@ class Problem:
                 f"parameter(s) {names} do not appear in any loss; remove them from the parameter list "
                 "or check their spelling (symbols are matched by name and assumptions)"
             )
-        reserved = set(reserved)
-        clash = sorted((s for s in used if s in reserved and s not in params), key=str)
-        if clash:
-            raise UnknownSymbolError(
-                f"the loss uses {', '.join(map(str, clash))}, which the rule uses as a hyperparameter; rename it"
-            )
-        free = sorted(used - set(params), key=str)
-        if constants is not None:
-            unknown = [s for s in free if s not in set(constants)]
-            if unknown:
-                raise UnknownSymbolError(
-                    f"unknown symbol(s) {', '.join(map(str, unknown))} in the loss: they are neither parameters "
-                    "nor declared constants; declare them or fix the spelling"
-                )
-        return cls(losses, params, tuple(free))
+        return cls(losses, params, _constants(used, params, reserved, constants, "loss"))
 
     @classmethod
     def build_fields(
@@ -158,16 +137,9 @@ class Problem:
         constants: Sequence[sp.Symbol] | None = None,
     ) -> Problem:
         """Vector fields f = f^0 + h f^1 + ... (polynomial in h), one component per parameter, checked like losses."""
-        params = tuple(params)
         if not fields:
             raise UnknownSymbolError("no vector field was given")
-        if not params:
-            raise UnknownSymbolError("no parameters were given; pass params=[u, v, ...] (--params u,v)")
-        for p in params:
-            if not isinstance(p, sp.Symbol):
-                raise UnknownSymbolError(f"parameters must be SymPy symbols, got {p!r}")
-        if len(set(params)) != len(params):
-            raise UnknownSymbolError(f"a parameter is listed twice in {list(params)}")
+        params = _checked_params(params, "u, v")
         checked, parts = [], []
         for k, field in enumerate(fields):
             label = "the field" if len(fields) == 1 else f"field {k + 1}"
@@ -198,22 +170,41 @@ class Problem:
             checked.append(tuple(row))
             parts.append(tuple(row_parts))
         used = set().union(*(p.free_symbols for row in parts for comp in row for p in comp))
-        reserved = set(reserved)
-        clash = sorted((s for s in used if s in reserved and s not in params), key=str)
-        if clash:
-            raise UnknownSymbolError(
-                f"the field uses {', '.join(map(str, clash))}, which the rule uses as a hyperparameter; rename it"
-            )
-        free = sorted(used - set(params), key=str)
-        if constants is not None:
-            unknown = [s for s in free if s not in set(constants)]
-            if unknown:
-                raise UnknownSymbolError(
-                    f"unknown symbol(s) {', '.join(map(str, unknown))} in the field: they are neither parameters "
-                    "nor declared constants; declare them or fix the spelling"
-                )
-        return cls((), params, tuple(free), tuple(checked), tuple(parts))
+        return cls((), params, _constants(used, params, reserved, constants, "field"), tuple(checked), tuple(parts))
 
+
+
+def _checked_params(params, example: str) -> tuple:
+    """The parameters: at least one, SymPy symbols, none listed twice."""
+    params = tuple(params)
+    if not params:
+        raise UnknownSymbolError(f"no parameters were given; pass params=[{example}, ...] (--params {example.replace(' ', '')})")
+    for p in params:
+        if not isinstance(p, sp.Symbol):
+            raise UnknownSymbolError(f"parameters must be SymPy symbols, got {p!r}")
+    if len(set(params)) != len(params):
+        raise UnknownSymbolError(f"a parameter is listed twice in {list(params)}")
+    return params
+
+
+def _constants(used: set, params: tuple, reserved, constants, what: str) -> tuple:
+    """The symbols besides the parameters, checked: none a hyperparameter of the rule, all declared when
+    `constants` is given."""
+    reserved = set(reserved)
+    clash = sorted((s for s in used if s in reserved and s not in params), key=str)
+    if clash:
+        raise UnknownSymbolError(
+            f"the {what} uses {', '.join(map(str, clash))}, which the rule uses as a hyperparameter; rename it"
+        )
+    free = sorted(used - set(params), key=str)
+    if constants is not None:
+        unknown = [s for s in free if s not in set(constants)]
+        if unknown:
+            raise UnknownSymbolError(
+                f"unknown symbol(s) {', '.join(map(str, unknown))} in the {what}: they are neither parameters "
+                "nor declared constants; declare them or fix the spelling"
+            )
+    return tuple(free)
 
 def h_parts(expr: sp.Expr, what: str) -> list[sp.Expr]:
     """[e_0, e_1, ...] with expr = sum_m h^m e_m; `UnknownSymbolError` unless expr is a polynomial in h."""
