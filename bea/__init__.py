@@ -26,9 +26,11 @@ from ._errors import (
     UnknownSymbolError,
     UnsupportedError,
 )
+from ._from_optax import from_optax, from_update
 from ._modifying import modifying_equation
 from ._orderings import average_over_orderings
 from .engines.series import STEP_SIZE as h
+from .engines.taylor import NoSlowManifoldError
 from .engines.trees._trees import TreeTerm, order_conditions, tree_coefficients
 from .exports import ModifiedLoss, NoModifiedLossError
 from .lowering import iterate
@@ -40,6 +42,7 @@ from .results._initial_point import InitialPointLoss
 from .results._modifying import CoordinateFreeModifyingEquation, ModifyingEquation
 from .results._stochastic import StochasticModifiedEquation
 from .results._stochastic_coordinate_free import CoordinateFreeStochasticModifiedEquation
+from .results._taylor import NonFiniteFieldError, NonSmoothStepWarning, TaylorModifiedField
 
 __version__ = "0.1.0"
 
@@ -63,10 +66,14 @@ __all__ = [
     "ModifiedLoss",
     "ModifyingEquation",
     "NoModifiedLossError",
+    "NoSlowManifoldError",
+    "NonFiniteFieldError",
     "NoStochasticModifiedEquationError",
+    "NonSmoothStepWarning",
     "NonSmoothLossError",
     "ParseError",
     "SlowDerivationWarning",
+    "TaylorModifiedField",
     "TreeTerm",
     "average_over_orderings",
     "UnknownSymbolError",
@@ -74,6 +81,8 @@ __all__ = [
     "UnsupportedError",
     "exports",
     "finite_n_modified_equation",
+    "from_optax",
+    "from_update",
     "h",
     "iterate",
     "modified_equation",

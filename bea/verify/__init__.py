@@ -11,6 +11,7 @@ from ._jax_models import JAX_MODELS, JaxFiniteSumModel, jax_model
 from ._models import MODELS, Model, model
 from ._modifying_sweep import modifying_local_error
 from ._monte_carlo import monte_carlo_weak_error
+from ._network_models import NETWORK_MODELS, NetworkModel, network_model
 from ._parallel import local_error_grid
 from ._stochastic_models import STOCHASTIC_MODELS, FiniteSumModel, stochastic_model
 from ._sweep import TOLERANCE, SweepResult, global_error, local_error
@@ -20,6 +21,8 @@ from ._weak_result import WeakErrorResult
 
 __all__ = [
     "MODELS",
+    "NETWORK_MODELS",
+    "NetworkModel",
     "TOLERANCE",
     "Model",
     "SweepResult",
@@ -35,6 +38,7 @@ __all__ = [
     "local_error",
     "local_error_grid",
     "model",
+    "network_model",
     "modified_field",
     "modifying_local_error",
     "monte_carlo_weak_error",

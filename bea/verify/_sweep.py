@@ -268,6 +268,11 @@ def local_error(rule, model, order: int, *, step_sizes=None, values: dict | None
     Expected slope: order + 2, one more per vanishing term after f_order
     (see `SweepResult`).
 
+    `rule` may also be a numeric field from `bea.from_optax` / `bea.from_update`, with `model` a
+    `NetworkModel` or a parameter pytree: the optimizer's own step from its slow manifold is compared
+    with the field's flow, the step sizes batched and sharded over the devices
+    (`bea.verify._taylor_sweep`).
+
     `step_sizes`: at least three distinct positive step sizes, used as given; by
     default (None) the asymptotic window is searched for (`bea.verify._window`:
     start at a step size set by the stiffness of f_0 at the initial point and,
@@ -283,6 +288,12 @@ def local_error(rule, model, order: int, *, step_sizes=None, values: dict | None
     field, the flow solver and the iteration are compiled once per sweep (h is
     traced) and cached across sweeps.
     """
+    from ..results._taylor import TaylorModifiedField
+
+    if isinstance(rule, TaylorModifiedField):  # bea.from_optax: the optimizer's own iterates, on pytrees
+        from ._taylor_sweep import taylor_local_error
+
+        return taylor_local_error(rule, model, order, step_sizes=step_sizes)
     if iterates not in ("rule", "optax"):
         raise VerificationError(f"iterates must be 'rule' or 'optax', got {iterates!r}")
     order, step_sizes, values = _check_inputs(rule, model, order, values, step_sizes, kind="local_error")

@@ -1,0 +1,92 @@
+"""Taylor coefficients in h of a function h -> pytree at h = 0, by nested jvps or by Taylor-mode AD.
+
+Nested jvps (`mode="jvp"`) differentiate k times with k forward passes stacked: every JAX
+primitive has a jvp, and JAX's symbolic zeros keep the cost low at the orders BEA uses. Taylor
+mode (`mode="jet"`, Bettencourt, Johnson & Duvenaud, "Taylor-mode automatic differentiation for
+higher-order derivatives in JAX", 2019, openreview.net/forum?id=SkxEF3FNPH) propagates all k
+coefficients at once, O(k^2) per bilinear operation instead of O(2^k), but `jax.experimental.jet`
+lacks rules for some primitives (control flow, custom derivatives) and trips on mixed integer/float
+powers (optax's bias correction b ** count): "auto" takes jets from order 4 and falls back to jvps
+when the jet fails. The engine expands to order `order` of the field (`_field`): at the orders
+measured (benchmarks/optax_fields.py, orders <= 2) nested jvps were as fast as jets or faster.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from ..._errors import UnsupportedError
+
+__all__ = ["MODES", "taylor_coefficients", "taylor_series"]
+
+MODES = ("auto", "jvp", "jet")
+_JET_FROM = 4  # "auto": nested jvps through order 3 (measured faster there), jets above
+
+
+def taylor_series(fun: Callable, order: int, *, mode: str = "auto") -> list:
+    """[c_0, c_1, ..., c_order] of fun(h) = c_0 + c_1 h + c_2 h^2 + ... at h = 0 (c_k = fun^(k)(0)/k!).
+
+    `fun` maps a float64 scalar to a pytree of float arrays; c_0 = fun(0) is the primal value the
+    derivatives are computed with (no second evaluation).
+    """
+    if order == 0:
+        import jax.numpy as jnp
+
+        return [fun(jnp.asarray(0.0, dtype=jnp.float64))]
+    if mode == "jvp" or (mode == "auto" and order < _JET_FROM):
+        return _by_jvps(fun, order)
+    if mode == "jet":
+        try:
+            return _by_jet(fun, order)
+        except (NotImplementedError, TypeError) as exc:
+            raise UnsupportedError(f"mode='jet': jax.experimental.jet failed on this step ({type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0] if str(exc) else ''}): it lacks rules for some primitives "
+                                   "and mixed integer/float powers (optax's bias corrections); use mode='jvp' (nested "
+                                   "jvps handle every primitive) or mode='auto'") from exc
+    try:
+        return _by_jet(fun, order)
+    except (NotImplementedError, TypeError, ValueError):
+        # a primitive without a jet rule, or a rule that trips on mixed dtypes (optax's b ** count): nested jvps
+        # handle every primitive; a genuine error in `fun` raises again from there
+        return _by_jvps(fun, order)
+
+
+def taylor_coefficients(fun: Callable, order: int, *, mode: str = "auto") -> list:
+    """[c_1, ..., c_order] of fun(h) = c_0 + c_1 h + ... at h = 0 (`taylor_series` without c_0)."""
+    return taylor_series(fun, order, mode=mode)[1:]
+
+
+def _by_jvps(fun, order):
+    import jax
+    import jax.numpy as jnp
+
+    def derivatives(k):  # h -> (fun(h), fun'(h), ..., fun^(k)(h)), each level one jvp of the one below
+        if k == 0:
+            return lambda h: (fun(h),)
+        below = derivatives(k - 1)
+
+        def stacked(h):
+            values, tangents = jax.jvp(below, (h,), (jnp.ones_like(h),))
+            return values + (tangents[-1],)
+
+        return stacked
+
+    values = derivatives(order)(jnp.asarray(0.0, dtype=jnp.float64))
+    return [values[0]] + [jax.tree_util.tree_map(lambda x, k=k: x / math.factorial(k), values[k])
+                          for k in range(1, order + 1)]
+
+
+def _by_jet(fun, order):
+    import jax
+    import jax.numpy as jnp
+    from jax.experimental import jet
+
+    zero = jnp.asarray(0.0, dtype=jnp.float64)
+    one = jnp.asarray(1.0, dtype=jnp.float64)
+    primal, series = jet.jet(fun, (zero,), ((one,) + (jnp.zeros_like(zero),) * (order - 1),))
+    # jet's series hold derivatives: term k-1 of each leaf's list is fun^(k)(0). The lists are cut at the primal's
+    # leaves (flatten_up_to), not found by type: the output's own lists (state leaves, an empty state) are containers
+    structure = jax.tree_util.tree_structure(primal)
+    per_leaf = structure.flatten_up_to(series)
+    return [primal] + [structure.unflatten([s[k - 1] / math.factorial(k) for s in per_leaf]) for k in range(1, order + 1)]
