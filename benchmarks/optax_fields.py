@@ -6,12 +6,13 @@
 For each network model of `bea.verify.network_model` and each optimizer (optax.sgd, optax.sgd with
 momentum 0.9, optax.adam(b1=0.9, b2=0.999, eps=1e-8)), `field.terms` = [f_0, ..., f_order] is jitted
 (compiled once, outside the timing) and timed as the median of `--repeats` calls (block_until_ready);
-the unit is the median of jitted `jax.grad(loss)` on the same model, timed again right before each
+the unit is the median of jitted `jax.grad(loss)` on the same model, timed again alternately with each
 row (so that load from other processes shifts both alike). XLA runs on one thread unless --all-threads:
 gradient-equivalents on one core, steadier on a shared machine. Columns:
 
-    time      median seconds of one jitted `field.terms(params)`
-    grads     time / time of one gradient (the issue's "gradient-equivalents")
+    cpu s     median CPU seconds of one jitted `field.terms(params)` (this process, all its threads)
+    grads     cpu s / that of one gradient (the issue's "gradient-equivalents")
+    wall      the same ratio in elapsed time (noisy on a shared machine)
     flops     XLA's flop count of the compiled terms / that of the compiled gradient (deterministic:
               a machine-independent check of `grads`, from `Compiled.cost_analysis()`)
     target    the issue's bound at order 2 (GD and heavy ball 10 gradients, Adam 12); "-" elsewhere
@@ -43,16 +44,21 @@ OPTIMIZERS = {  # factory(learning_rate) -> optax.GradientTransformation, built 
 TARGETS = {("gd", 2): 10.0, ("heavy-ball", 2): 10.0, ("adam", 2): 12.0, ("adam-eps-root", 2): 12.0}
 
 
-def median_seconds(fn, args, repeats: int) -> float:
+def paired_medians(first, second, args, repeats: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """((wall, cpu) of first, (wall, cpu) of second): medians of `repeats` calls made alternately, so that a
+    change of load from other processes falls on both alike. cpu is this process's CPU time (all its threads),
+    which other processes' load barely changes; wall is elapsed time."""
     import jax
 
-    jax.block_until_ready(fn(*args))  # compile (and warm caches) outside the timing
-    times = []
+    jax.block_until_ready(first(*args))  # compile (and warm caches) outside the timing
+    jax.block_until_ready(second(*args))
+    samples = ([], [])
     for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, out in zip((first, second), samples):
+            wall, cpu = time.perf_counter(), time.process_time()
+            jax.block_until_ready(fn(*args))
+            out.append((time.perf_counter() - wall, time.process_time() - cpu))
+    return tuple((statistics.median(w for w, _ in out), statistics.median(c for _, c in out)) for out in samples)
 
 
 def compiled_stats(fn, params) -> tuple[float, int]:
@@ -82,8 +88,8 @@ def run(models, orders, optimizers, modes, repeats):
     from bea.verify import network_model
 
     jax.config.update("jax_enable_x64", True)
-    header = (f"{'model':22s} {'params':>8s} {'optimizer':11s} {'mode':4s} {'order':>5s} {'time':>10s} {'grads':>7s} "
-              f"{'flops':>7s} {'target':>6s} {'':4s} {'temp/P':>7s}")
+    header = (f"{'model':22s} {'params':>8s} {'optimizer':13s} {'mode':4s} {'order':>5s} {'cpu s':>10s} {'grads':>7s} "
+              f"{'wall':>7s} {'flops':>7s} {'target':>6s} {'':4s} {'temp/P':>7s}")
     threads = "one XLA thread" if "intra_op_parallelism_threads=1" in os.environ.get("XLA_FLAGS", "") else "all threads"
     print(f"jax {jax.__version__}, optax {optax.__version__}, {jax.devices()[0].platform}, {threads}; median of "
           f"{repeats} repeats")
@@ -94,11 +100,11 @@ def run(models, orders, optimizers, modes, repeats):
         model = network_model(name)
         params = model.params0
         grad = jax.jit(jax.grad(model.loss))
-        unit = median_seconds(grad, (params,), repeats)
+        (unit_wall, unit), _ = paired_medians(grad, grad, (params,), repeats)
         unit_flops, unit_temp = compiled_stats(jax.grad(model.loss), params)
         pbytes = parameter_bytes(params)
-        print(f"{name:22s} {model.n_parameters:8d} {'gradient':11s} {'':4s} {'':>5s} {unit:10.3e} {1.0:7.2f} "
-              f"{1.0:7.2f} {'':>6s} {'':4s} {unit_temp / pbytes:7.2f}")
+        print(f"{name:22s} {model.n_parameters:8d} {'gradient':13s} {'':4s} {'':>5s} {unit:10.3e} {1.0:7.2f} "
+              f"{1.0:7.2f} {1.0:7.2f} {'':>6s} {'':4s} {unit_temp / pbytes:7.2f}")
         for optimizer in optimizers:
             for mode in modes:
                 for order in orders:
@@ -110,21 +116,20 @@ def run(models, orders, optimizers, modes, repeats):
                     except NonFiniteFieldError as exc:  # the cost is that of a finite field: time it, say so
                         note = f" (field not finite here: {str(exc).split(':')[1].strip()[:60]}...)"
                     except BeaError as exc:  # e.g. mode="jet" on a primitive without a jet rule
-                        print(f"{name:22s} {model.n_parameters:8d} {optimizer:11s} {mode:4s} {order:5d} "
+                        print(f"{name:22s} {model.n_parameters:8d} {optimizer:13s} {mode:4s} {order:5d} "
                               f"n/a: {type(exc).__name__}: {str(exc)[:90]}", flush=True)
                         continue
                     terms = jax.jit(field.terms)
-                    jax.block_until_ready(terms(params))  # compile before the unit is timed again
-                    unit = median_seconds(grad, (params,), repeats)
-                    seconds = median_seconds(terms, (params,), repeats)
+                    (unit_wall, unit), (wall, seconds) = paired_medians(grad, terms, (params,), repeats)
                     flops, temp = compiled_stats(field.terms, params)
                     target = TARGETS.get((optimizer, order))
                     ratio = seconds / unit
                     verdict = "" if target is None else ("pass" if ratio <= target else "FAIL")
                     if verdict == "FAIL":
                         failures.append((name, optimizer, mode, order, ratio, target))
-                    print(f"{name:22s} {model.n_parameters:8d} {optimizer:11s} {mode:4s} {order:5d} {seconds:10.3e} "
-                          f"{ratio:7.2f} {flops / unit_flops:7.2f} {'-' if target is None else f'{target:g}':>6s} "
+                    bound = "-" if target is None else f"{target:g}"
+                    print(f"{name:22s} {model.n_parameters:8d} {optimizer:13s} {mode:4s} {order:5d} {seconds:10.3e} "
+                          f"{ratio:7.2f} {wall / unit_wall:7.2f} {flops / unit_flops:7.2f} {bound:>6s} "
                           f"{verdict:4s} {temp / pbytes:7.2f}{note}", flush=True)
     return failures
 

@@ -648,11 +648,13 @@ print(model.description, "-", model.n_parameters, "parameters, E(params0) =", fl
 
 optax's default Adam puts $\\varepsilon$ outside the root, $u = \\hat m / (\\sqrt{\\hat v} + \\varepsilon)$.
 $\\sqrt{v}$ has infinite derivatives at $v = 0$, and on this network $v = 0$ exactly: 416 weights of the first layer
-see pixels that are 0 in every image, so their gradient vanishes identically. bea refuses rather than return NaN:"""),
+see pixels that are 0 in every image, so their gradient vanishes identically. $f_0 = -\\hat m/(\\sqrt{\\hat v} + \\varepsilon)$ is finite there (0),
+but $f_1$ differentiates the root at $v = 0$. bea refuses rather than return NaN:"""),
     ("code", """try:
-    bea.from_optax(lambda lr: optax.adam(lr, b1=0.9, b2=0.99), 0, loss=loss).terms(params)  # already f_0 fails
-except bea.BeaError as error:
-    print(type(error).__name__ + ":", error)
+    bea.from_optax(lambda lr: optax.adam(lr, b1=0.9, b2=0.99), 1, loss=loss).terms(params)
+    raise AssertionError("expected bea.NonFiniteFieldError")
+except bea.NonFiniteFieldError as error:
+    print(type(error).__name__ + ":", str(error).replace(". ", ".\\n    "))
 print("components with a gradient identically 0:", int(jnp.sum(flat(grad(params)) == 0)))"""),
     ("md", """With $\\varepsilon$ inside the root, $u = \\hat m / \\sqrt{\\hat v + \\varepsilon_{root}}$ (optax's `eps_root`), the step is smooth.
 On the slow manifold at $h = 0$, $m = \\nabla E$ and $v = (\\nabla E)^2$, so $f_0 = -\\nabla E / \\sqrt{(\\nabla E)^2 + \\varepsilon_{root}}$

@@ -91,7 +91,9 @@ class TaylorModifiedField:
         """The same field through f_order only (order <= self.order)."""
         if not 0 <= order <= self.order:
             raise BeaError(f"order must be in 0..{self.order}, got {order}")
-        return dataclasses.replace(self, order=order)
+        lower = dataclasses.replace(self, order=order)
+        object.__setattr__(lower, "_checked", self._checked)  # the same step: its checks stand
+        return lower
 
     def contraction(self, params):
         """The state's rates at h = 0 (`bea.engines.taylor.Contraction`), None for a stateless step."""

@@ -96,7 +96,7 @@ def _round_down(h: float) -> float:
 def _spectral_norm(fn, x, jax, jnp) -> float:
     """||∂fn(x)||_2 by power iteration on J^T J (jvp and its transpose; no Jacobian is formed)."""
     try:
-        _, jvp = jax.linearize(fn, x)
+        _, jvp = jax.linearize(jax.jit(fn), x)  # jitted: an eager linearize of a large field is slow
         vjp = jax.linear_transpose(jvp, x)
 
         @jax.jit

@@ -41,10 +41,9 @@ from fractions import Fraction
 from math import comb
 
 from ._manifold import Contraction, settle
-from ._series import taylor_series
 from ._slow_series import slow_iterates
 from ._step import Step, float_leaves
-from ._truncated import add, expand, linear_in_h, scale, step_coefficients
+from ._truncated import add, expand, linear_in_h, scaled, step_coefficients
 
 __all__ = ["difference_weights", "modified_terms"]
 
@@ -69,18 +68,15 @@ def modified_terms(step: Step, order: int, params, *, contraction: Contraction |
     template = step.init(params, zero)
     degree = 1 if linear_in_h(step, params, template) else top
     coefficients = step_coefficients(step, template, degree, mode)
-    if contraction is not None and getattr(contraction, "inner", 1) == 1:  # a state update affine in the state (checked)
+    if contraction is not None:  # the state's update is affine in the state (checked by `contraction`)
         state0 = float_leaves(settle(step, params, contraction, 0)(params, zero))
         thetas = slow_iterates(coefficients, params, state0, contraction, order, degree, mode)
         return [_difference(thetas, k) for k in range(1, top + 1)]
-    if contraction is not None:  # Newton on functions (`settle`) handles a state update nonlinear in the state
-        on_manifold = settle(step, params, contraction, order)
-        states = taylor_series(lambda h: float_leaves(on_manifold(params, h)), order, mode=mode)
-    else:
-        states = [float_leaves(template)] + [None] * order
+    states = [float_leaves(template)] + [None] * order
     iterates = [[params] + [None] * top]
-    for _ in range(top):
-        thetas, states = _advance(coefficients, iterates[-1], states, order, degree, mode)
+    for n in range(top):  # theta_{n,1} = n f_0: the expansions share the direction f_0 (`_truncated.expand`)
+        direction = iterates[1][1] if n > 1 else None
+        thetas, states = _advance(coefficients, iterates[-1], states, order, degree, mode, n, direction)
         iterates.append(thetas)
     return [_difference(iterates, k) for k in range(1, top + 1)]
 
@@ -89,18 +85,18 @@ def _difference(iterates: list, k: int):
     """f_{k-1} = sum_{n<=k} w_n theta_{n,k}, w the difference weights of order k - 1 (module docstring)."""
     total = None
     for n, w in enumerate(difference_weights(k - 1)):
-        total = add(total, scale(float(w), iterates[n][k]))
-    return total if total is not None else scale(0.0, iterates[0][0])
+        total = add(total, scaled(float(w), iterates[n][k]))
+    return total if total is not None else scaled(0.0, iterates[0][0])
 
 
-def _advance(coefficients, thetas: list, states: list, order: int, degree: int, mode: str):
+def _advance(coefficients, thetas: list, states: list, order: int, degree: int, mode: str, n: int, direction):
     """One step on truncated series: theta through h^(order+1), the state's float leaves through h^order.
 
     theta'_k = theta_k + sum_{b=1..min(k, degree)} [G_b(theta(h), s(h))]_{k-b};
     s'_k = sum_b [T_b(theta(h), s(h))]_{k-b}, with (G_b, T_b) the h^b coefficient of the step at fixed
     (theta, s) (`_truncated.step_coefficients`): one expansion through h^order serves every b.
     """
-    out = expand(coefficients, thetas, states, order, mode)
+    out = expand(coefficients, thetas, states, order, mode, scale=max(n, 1), direction=direction)
 
     def part(j, b, which):
         return None if out[j] is None else out[j][b][which]

@@ -120,6 +120,8 @@ def _rates(A, n, rng, step, params, state_paths) -> tuple[complex, ...]:
     if m is None and n <= MAX_RATES:
         m = n
     if m is None:
+        if _leaves_not_contracting(step, params, A):  # a rate 1 next to rates near 1 defeats Arnoldi: say which
+            raise NoSlowManifoldError(_unsettled_message(step, params, A, (1.0 + 0j,), True))
         raise NoSlowManifoldError(
             f"the state's update at h = 0 has more than {MAX_RATES} distinct rates (Arnoldi found no invariant "
             "space): bea expects a handful of decay rates (one per moment estimate); is the state's update linear "
@@ -164,31 +166,37 @@ def _check_affine(step, F, params, s0, A, rng) -> None:
             "so that the state enters its own update linearly, or use the symbolic engine (bea.rules.memory_rule)")
 
 
-def _unsettled_message(step, params, A, eigenvalues, state_paths: bool) -> str:
+def _leaves_not_contracting(step, params, A) -> list[str]:
+    """Paths of the state's float leaves that A maps to themselves undiminished (rate 1: accumulators,
+    constants kept in the state)."""
     import jax
     import jax.numpy as jnp
 
+    template = step.init(params, jnp.asarray(0.0, jnp.float64))
+    paths = [jax.tree_util.keystr(p) for p, leaf in jax.tree_util.tree_flatten_with_path(template)[0]
+             if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)]
+    sizes = [int(np.size(leaf)) for leaf in float_leaves(template)]
+    names, start = [], 0
+    for path, size in zip(paths, sizes):
+        e = np.zeros(sum(sizes))
+        e[start:start + size] = 1.0
+        kept = np.asarray(A(jnp.asarray(e)))[start:start + size]
+        if np.linalg.norm(kept) >= (1 - _SETTLED) * np.sqrt(size):
+            names.append(path)
+        start += size
+    return names
+
+
+def _unsettled_message(step, params, A, eigenvalues, state_paths: bool) -> str:
     factor = max(abs(z) for z in eigenvalues)
-    names = []
-    if state_paths:
-        template = step.init(params, jnp.asarray(0.0, jnp.float64))
-        paths = [jax.tree_util.keystr(p) for p, leaf in jax.tree_util.tree_flatten_with_path(template)[0]
-                 if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)]
-        sizes = [int(np.size(leaf)) for leaf in float_leaves(template)]
-        start = 0
-        for path, size in zip(paths, sizes):
-            e = np.zeros(sum(sizes))
-            e[start:start + size] = 1.0
-            kept = np.asarray(A(jnp.asarray(e)))[start:start + size]
-            if np.linalg.norm(kept) >= (1 - _SETTLED) * np.sqrt(size):
-                names.append(path)
-            start += size
+    names = _leaves_not_contracting(step, params, A) if state_paths else []
     where = f" (state leaves {', '.join(names[:6])}{' ...' if len(names) > 6 else ''})" if names else ""
     return (f"{step.name}: its state does not settle on a slow manifold: at h = 0 the state's update has contraction "
             f"factor {factor:.6g} >= 1{where}. BEA on a slow manifold needs every state component to forget its past "
             "(a moving average with decay < 1). Accumulators (sums of gradients, float step counts, schedule-free's "
-            "averaging weights) and states that move with the parameters are not fast variables: hold them fixed "
-            "(write the update with them as constants) or treat them as parameters of a plain update (from_update)")
+            "averaging weights), constants kept in the state (optax.contrib.muon's Newton-Schulz coefficients: write "
+            "the update with them fixed) and states that move with the parameters are not fast variables: hold them "
+            "fixed, or write the optimizer as a plain update with them as parameters (bea.from_update)")
 
 
 def rates_depend_on_point(step: Step, params_a, params_b) -> bool:

@@ -19,8 +19,9 @@ Every evaluation lies on the iterates the field needs anyway; (I - A)^{-1} is `_
 (a polynomial in A from the rates, Kovachki & Stuart, JMLR 22, 2021, arXiv:1906.04285 for the
 manifold). The field f_{k-1} is the order-k difference formula on theta_{0..k, k} (`_field`).
 
-This is the slow manifold of `_manifold.settle`, without its Newton tree of 2^p evaluation points:
-it needs the state update linear in the state (every moving average is), `Contraction.inner == 1`.
+This is the slow manifold of `_manifold.settle`, without its Newton tree of 2^p evaluation points;
+like it, it needs the state's update affine in the state (every moving average is; `contraction`
+checks it), so that A is one matrix.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from fractions import Fraction
 from math import comb
 
 from ._manifold import Contraction, resolvent
-from ._truncated import add, expand, scale
+from ._truncated import add, expand, scaled
 
 __all__ = ["slow_iterates"]
 
@@ -57,8 +58,8 @@ def slow_iterates(coefficients, params, state0: list, contraction: Contraction, 
     states = [[state0] + [None] * order for _ in range(top + 1)]
     for k in range(order + 1):
         # the iterates 0..k through h^k, with s_{n,k} (unknown yet) left out
-        outs = [expand(coefficients, thetas[n][:k + 1], states[n][:max(k, 1)] + [None] * min(k, 1), k, mode)
-                for n in range(k + 1)]
+        outs = [expand(coefficients, thetas[n][:k + 1], states[n][:max(k, 1)] + [None] * min(k, 1), k, mode,
+                       scale=max(n, 1), direction=thetas[1][1]) for n in range(k + 1)]
         corrections = [None] * (k + 1)
         if k >= 1:
             r = [_state_remainder(outs[n], k, degree, state0) for n in range(k + 1)]
@@ -96,7 +97,7 @@ def _extrapolate(values: list, known: int) -> list:
             for m in range(known):
                 if m != j:
                     weight *= Fraction(n - m, j - m)
-            total = add(total, scale(float(weight), values[j]))
+            total = add(total, scaled(float(weight), values[j]))
         filled.append(total)
     return filled
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from ._series import _JET_FROM, taylor_series
 from ._step import Step, float_leaves, with_float_leaves
 
-__all__ = ["add", "curve", "expand", "linear_in_h", "polynomial", "scale", "step_coefficients"]
+__all__ = ["add", "curve", "expand", "linear_in_h", "polynomial", "scaled", "step_coefficients"]
 
 
 def step_coefficients(step: Step, template, degree: int, mode: str) -> Callable:
@@ -37,11 +37,24 @@ def step_coefficients(step: Step, template, degree: int, mode: str) -> Callable:
     return coefficients
 
 
-def expand(fun: Callable, thetas: list, states: list, order: int, mode: str) -> list:
+def expand(fun: Callable, thetas: list, states: list, order: int, mode: str, *, scale: int = 1,
+           direction=None) -> list:
     """[c_0, ..., c_order]: the series of fun(theta(h), s(h)) through h^order, each c_j a pytree like
-    fun's output, or None when theta and s do not move with h (then c_0 is one evaluation of fun)."""
+    fun's output, or None when theta and s do not move with h (then c_0 is one evaluation of fun).
+
+    With `scale` n and `direction` a (theta's h^1 coefficient is n a, as for the n-th iterate, whose
+    first coefficient is n f_0), the series is taken in u = n h along theta_0 + a u + (theta_2 / n^2) u^2
+    + ..., and c_j = n^j times its coefficients: every iterate's expansion then starts along the same
+    array a, and XLA's CSE computes the parts that only see a (the derivatives of the gradient along f_0)
+    once for all iterates.
+    """
     if all(x is None for x in thetas[1:order + 1] + states[1:order + 1]):
         return [fun(thetas[0], states[0])] + [None] * order
+    if direction is not None and scale != 1:
+        thetas = [thetas[0], direction] + [scaled(1.0 / scale**k, x) for k, x in enumerate(thetas[2:], start=2)]
+        states = [states[0]] + [scaled(1.0 / scale**k, x) for k, x in enumerate(states[1:], start=1)]
+        series = expand(fun, thetas, states, order, mode)
+        return [scaled(float(scale**k), c) for k, c in enumerate(series)]
     if mode == "jvp" or (mode == "auto" and order < _JET_FROM):
         theta, state = curve(thetas[:order + 1]), curve(states[:order + 1])
         return taylor_series(lambda h: fun(theta(h), state(h)), order, mode="jvp")
@@ -72,7 +85,7 @@ def curve(coefficients: list) -> Callable:
         value = coefficients[0]
         return lambda h: value
     base = coefficients[0]
-    coefficients = [c if c is not None else scale(0.0, base) for c in coefficients]  # a zero inside: rare
+    coefficients = [c if c is not None else scaled(0.0, base) for c in coefficients]  # a zero inside: rare
 
     @jax.custom_jvp
     def at(h, cs):
@@ -83,7 +96,7 @@ def curve(coefficients: list) -> Callable:
         h_dot, cs_dot = tangents
         tangent = None
         if not isinstance(h_dot, SymbolicZero):
-            derivative = curve([scale(float(k), c) for k, c in enumerate(cs) if k >= 1])(h)
+            derivative = curve([scaled(float(k), c) for k, c in enumerate(cs) if k >= 1])(h)
             tangent = jax.tree_util.tree_map(lambda x: h_dot * x, derivative)
         leaves = jax.tree_util.tree_leaves(cs_dot, is_leaf=lambda x: isinstance(x, SymbolicZero))
         if not all(isinstance(x, SymbolicZero) for x in leaves):
@@ -146,7 +159,7 @@ def add(a, b):
     return jax.tree_util.tree_map(lambda x, y: x + y, a, b)
 
 
-def scale(w: float, a):
+def scaled(w: float, a):
     """w a for a pytree, None being zero."""
     import jax
 
