@@ -104,11 +104,61 @@ def test_gd_with_the_learning_rate_inside_a_sine_has_the_log_series_of_its_step(
         assert math.isclose(float(term["x"]), c * 1.3, rel_tol=1e-12)
 
 
-def test_jet_mode_where_jet_has_no_rule_says_to_use_jvp():
-    """optax's bias correction b ** count mixes an integer count with a float: jet trips on it."""
-    field = bea.from_optax(lambda lr: optax.adam(lr), 1, loss=loss, mode="jet")
-    with pytest.raises(bea.BeaError, match="mode='jvp'"):
-        field.terms(PARAMS)
+def test_jet_mode_agrees_with_nested_jvps_on_adam():
+    """Regression: jet's rule for a jitted call gave optax's integer step count a series, and b ** count failed."""
+    step = optax_step(lambda lr: optax.adam(lr, b1=0.5, b2=0.6, eps=1e-2), loss, count=50)
+    found = contraction(step, PARAMS)
+    by_jet = modified_terms(step, 2, PARAMS, contraction=found, mode="jet")
+    by_jvps = modified_terms(step, 2, PARAMS, contraction=found, mode="jvp")
+    for a, b in zip(by_jet, by_jvps):
+        assert float(jnp.linalg.norm(ravel_pytree(a)[0] - ravel_pytree(b)[0]) / jnp.linalg.norm(ravel_pytree(b)[0])) < 1e-12
+
+
+def sorted_update(params, grad, h):
+    """GD with the step divided by 1 + |g|^2, the squares summed after a sort (jet has no rule for sort; the sum
+    does not depend on the order, so the step is smooth)."""
+    g = grad(params)
+    squares = jnp.concatenate([jnp.ravel(d) ** 2 for d in jax.tree_util.tree_leaves(g)])
+    scale = 1.0 + jnp.sum(jnp.sort(squares))
+    return jax.tree_util.tree_map(lambda x, d: x - h * d / scale, params, g)
+
+
+@pytest.mark.filterwarnings("ignore::bea.NonSmoothStepWarning")  # the sort itself is flagged; its sum is smooth
+def test_jet_mode_where_jet_has_no_rule_says_to_use_jvp_and_auto_falls_back():
+    with pytest.raises(bea.BeaError, match="no Taylor rule for the primitive.*mode='jvp'"):
+        bea.from_update(sorted_update, 1, loss=loss, mode="jet").terms(PARAMS)
+    by_auto = bea.from_update(sorted_update, 4, loss=loss, mode="auto").terms(PARAMS)  # jets from order 4
+    by_jvps = bea.from_update(sorted_update, 4, loss=loss, mode="jvp").terms(PARAMS)
+    for a, b in zip(by_auto, by_jvps):
+        np.testing.assert_allclose(ravel_pytree(a)[0], ravel_pytree(b)[0], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+def test_a_curve_has_the_polynomials_derivatives_in_h_and_in_its_coefficients(dtype):
+    """`curve` (value c_0 at h = 0, derivatives by a custom jvp) against the polynomial itself: Taylor coefficients of
+    sin(curve(h)), and their derivatives in the coefficients by jacfwd, jacrev and under vmap."""
+    from bea.engines.taylor._truncated import curve
+
+    def polynomial(coefficients, h):
+        return sum(c * h**k for k, c in enumerate(coefficients))
+
+    cs = [jnp.asarray(c, dtype) for c in ([0.3, 0.5], [1.0, 2.0], [0.7, -1.0], [0.2, 0.1])]
+    tolerance = 1e-14 if dtype == jnp.float64 else 1e-5
+    ours = taylor_series(lambda h: jnp.sin(curve(cs)(h)), 3, mode="jvp")
+    plain = taylor_series(lambda h: jnp.sin(polynomial(cs, h.astype(dtype))), 3, mode="jvp")
+    for a, b in zip(ours, plain):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=tolerance, atol=tolerance)
+
+    def second(make):
+        return lambda c1: taylor_series(lambda h: jnp.sin(make([cs[0], c1, cs[2]], h)), 2, mode="jvp")[2]
+
+    with_curve, with_polynomial = second(lambda c, h: curve(c)(h)), second(lambda c, h: polynomial(c, h.astype(dtype)))
+    for transform in (jax.jacfwd, jax.jacrev):
+        np.testing.assert_allclose(transform(with_curve)(cs[1]), transform(with_polynomial)(cs[1]), rtol=tolerance,
+                                   atol=tolerance)
+    batch = jnp.stack([cs[1], cs[2]])
+    np.testing.assert_allclose(jax.vmap(with_curve)(batch), jax.vmap(with_polynomial)(batch), rtol=tolerance)
 
 
 def test_slow_manifold_states_enter_through_their_float_leaves_only():
@@ -124,3 +174,19 @@ def test_slow_manifold_states_enter_through_their_float_leaves_only():
     g = jax.grad(loss)(PARAMS)
     expected = jax.tree_util.tree_map(lambda x: -x / (jnp.abs(x) + eps), g)
     np.testing.assert_allclose(ravel_pytree(terms[0])[0], ravel_pytree(expected)[0], rtol=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("factory", CASES[:5])
+def test_slow_state_series_is_settles_newton_tree_order_by_order(factory):
+    """The passes' s_0..s_3 against `settle` (Newton on functions, 2^3 steps) expanded by nested jvps."""
+    from bea.engines.taylor._slow_series import slow_state_series
+
+    step = optax_step(factory, loss, count=50)
+    found = contraction(step, PARAMS)
+    ours = jax.jit(lambda p: slow_state_series(step, p, found, 3, mode="jvp"))(PARAMS)
+    manifold = settle(step, PARAMS, found, 3)
+    expected = taylor_series(lambda h: ravel_pytree(float_leaves(manifold(PARAMS, h)))[0], 3, mode="jvp")
+    for k, (ours_k, reference) in enumerate(zip(ours, expected)):
+        error = float(jnp.linalg.norm(ravel_pytree(ours_k)[0] - reference) / jnp.linalg.norm(reference))
+        assert error < 1e-10, (k, error)

@@ -40,7 +40,7 @@ from __future__ import annotations
 from fractions import Fraction
 from math import comb
 
-from ._manifold import Contraction, settle
+from ._manifold import Contraction
 from ._slow_series import slow_iterates
 from ._step import Step, float_leaves
 from ._truncated import add, expand, linear_in_h, scaled, step_coefficients
@@ -69,8 +69,7 @@ def modified_terms(step: Step, order: int, params, *, contraction: Contraction |
     degree = 1 if linear_in_h(step, params, template) else top
     coefficients = step_coefficients(step, template, degree, mode)
     if contraction is not None:  # the state's update is affine in the state (checked by `contraction`)
-        state0 = float_leaves(settle(step, params, contraction, 0)(params, zero))
-        thetas = slow_iterates(coefficients, params, state0, contraction, order, degree, mode)
+        thetas = slow_iterates(coefficients, params, float_leaves(template), contraction, order, degree, mode)
         return [_difference(thetas, k) for k in range(1, top + 1)]
     states = [float_leaves(template)] + [None] * order
     iterates = [[params] + [None] * top]

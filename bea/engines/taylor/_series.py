@@ -16,12 +16,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from ..._errors import UnsupportedError
+from ..._errors import BeaError, UnsupportedError
 
-__all__ = ["MODES", "taylor_coefficients", "taylor_series"]
+__all__ = ["MODES", "by_mode", "jet_series", "taylor_coefficients", "taylor_series"]
 
 MODES = ("auto", "jvp", "jet")
 _JET_FROM = 4  # "auto": nested jvps through order 3 (measured faster there), jets above
+#: What jax.experimental.jet raises where it has no rule (KeyError: the primitive's name) or a rule fails.
+_JET_FAILURES = (NotImplementedError, KeyError, TypeError, ValueError)
 
 
 def taylor_series(fun: Callable, order: int, *, mode: str = "auto") -> list:
@@ -34,22 +36,31 @@ def taylor_series(fun: Callable, order: int, *, mode: str = "auto") -> list:
         import jax.numpy as jnp
 
         return [fun(jnp.asarray(0.0, dtype=jnp.float64))]
+    return by_mode(lambda: _by_jet(fun, order), lambda: _by_jvps(fun, order), order, mode)
+
+
+def by_mode(by_jet: Callable, by_jvps: Callable, order: int, mode: str):
+    """by_jvps() or by_jet(), as `mode` asks: "auto" takes jets from order _JET_FROM and nested jvps where jet fails;
+    an explicit "jet" that fails raises `UnsupportedError` naming what jet lacks."""
     if mode == "jvp" or (mode == "auto" and order < _JET_FROM):
-        return _by_jvps(fun, order)
+        return by_jvps()
     if mode == "jet":
         try:
-            return _by_jet(fun, order)
-        except (NotImplementedError, TypeError) as exc:
-            raise UnsupportedError(f"mode='jet': jax.experimental.jet failed on this step ({type(exc).__name__}: "
-                                   f"{str(exc).splitlines()[0] if str(exc) else ''}): it lacks rules for some primitives "
-                                   "and mixed integer/float powers (optax's bias corrections); use mode='jvp' (nested "
-                                   "jvps handle every primitive) or mode='auto'") from exc
+            return by_jet()
+        except _JET_FAILURES as exc:
+            if isinstance(exc, BeaError):  # the step's own error, not jet's
+                raise
+            missing = f"no Taylor rule for the primitive {exc.args[0]!r}" if isinstance(exc, KeyError) else \
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            raise UnsupportedError(f"mode='jet': jax.experimental.jet failed on this step ({missing}); it lacks rules "
+                                   "for control flow (lax.cond, scan, while_loop), sort and some others: use "
+                                   "mode='jvp' (nested jvps handle every primitive) or mode='auto'") from exc
     try:
-        return _by_jet(fun, order)
-    except (NotImplementedError, TypeError, ValueError):
-        # a primitive without a jet rule, or a rule that trips on mixed dtypes (optax's b ** count): nested jvps
-        # handle every primitive; a genuine error in `fun` raises again from there
-        return _by_jvps(fun, order)
+        return by_jet()
+    except _JET_FAILURES:
+        # a primitive without a jet rule (jet raises KeyError or NotImplementedError) or a rule that trips on its
+        # input: nested jvps handle every primitive; a genuine error in `fun` raises again from there
+        return by_jvps()
 
 
 def taylor_coefficients(fun: Callable, order: int, *, mode: str = "auto") -> list:
@@ -78,13 +89,37 @@ def _by_jvps(fun, order):
 
 
 def _by_jet(fun, order):
-    import jax
     import jax.numpy as jnp
-    from jax.experimental import jet
 
     zero = jnp.asarray(0.0, dtype=jnp.float64)
     one = jnp.asarray(1.0, dtype=jnp.float64)
-    primal, series = jet.jet(fun, (zero,), ((one,) + (jnp.zeros_like(zero),) * (order - 1),))
+    return jet_series(fun, [zero, one], order)
+
+
+def jet_series(fun: Callable, inputs: list, order: int) -> list:
+    """[c_0, ..., c_order] of fun(x(h)), x(h) = sum_k inputs[k] h^k (a pytree each, None for zero), by one jet.
+
+    jet takes x(0) itself as the primal (no 0 * x_1 terms: the evaluation at the base point is the same
+    computation wherever it appears) and x's derivatives k! x_k as its series.
+    """
+    import jax
+    from jax.experimental import jet
+
+    leaves, treedef = jax.tree_util.tree_flatten(inputs[0])
+    terms = []
+    for k in range(1, order + 1):
+        x = inputs[k] if k < len(inputs) else None
+        terms.append([math.factorial(k) * y for y in jax.tree_util.tree_leaves(x)] if x is not None else
+                     [jax.numpy.zeros_like(y) for y in leaves])
+
+    def flat(*xs):
+        return fun(jax.tree_util.tree_unflatten(treedef, list(xs)))
+
+    # jet's rule for a jitted call (jnp functions are jitted) gives every input of the call a series, and optax's
+    # b ** count (an integer count) then reaches jet's pow rule with mixed dtypes; inlined, the power of two
+    # constants is just evaluated
+    with jax.disable_jit():
+        primal, series = jet.jet(flat, tuple(leaves), tuple([term[i] for term in terms] for i in range(len(leaves))))
     # jet's series hold derivatives: term k-1 of each leaf's list is fun^(k)(0). The lists are cut at the primal's
     # leaves (flatten_up_to), not found by type: the output's own lists (state leaves, an empty state) are containers
     structure = jax.tree_util.tree_structure(primal)

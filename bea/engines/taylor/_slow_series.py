@@ -29,10 +29,25 @@ from __future__ import annotations
 from fractions import Fraction
 from math import comb
 
-from ._manifold import Contraction, resolvent
+from ._manifold import Contraction
 from ._truncated import add, expand, scaled
 
-__all__ = ["slow_iterates"]
+__all__ = ["slow_iterates", "slow_state_series"]
+
+
+def slow_state_series(step, params, contraction: Contraction, order: int, mode: str = "auto") -> list:
+    """[s_0, ..., s_order]: the slow manifold's Taylor coefficients in h at params, each a list of the state's
+    float leaves (the passes of `slow_iterates` through order; no Newton tree of 2^order steps)."""
+    import jax.numpy as jnp
+
+    from ._step import float_leaves
+    from ._truncated import linear_in_h, step_coefficients
+
+    template = step.init(params, jnp.asarray(0.0, jnp.float64))
+    degree = 1 if linear_in_h(step, params, template) else order + 1
+    coefficients = step_coefficients(step, template, degree, mode)
+    _, states = _passes(coefficients, params, float_leaves(template), contraction, order, degree, mode)
+    return states[0]
 
 
 def slow_iterates(coefficients, params, state0: list, contraction: Contraction, order: int, degree: int,
@@ -40,20 +55,21 @@ def slow_iterates(coefficients, params, state0: list, contraction: Contraction, 
     """thetas[n][k] (n <= k <= order + 1; None where zero) of the iterates from the slow manifold at params.
 
     coefficients: `_truncated.step_coefficients` of the step (its h^b parts at fixed (theta, s), b <= degree);
-    state0: the state's float leaves at the h = 0 fixed point.
+    state0: the state's float leaves from the optimizer's init (the h = 0 fixed point is solved from there).
     """
+    return _passes(coefficients, params, state0, contraction, order, degree, mode)[0]
+
+
+def _passes(coefficients, params, state0: list, contraction: Contraction, order: int, degree: int, mode: str):
+    """(thetas, states): the passes k = 0..order of the module docstring; states[n][k] for n <= k + 1."""
     import jax
-    import jax.numpy as jnp
-    from jax.flatten_util import ravel_pytree
 
     top = order + 1
-    _, unravel = ravel_pytree(state0)
+    # the h = 0 fixed point s0 = T(theta_0, s0, 0): one Newton step from the initial state, T being affine in s
+    start, initial = jax.linearize(lambda leaves: coefficients(params, leaves), state0)
+    inverse = _resolvent(lambda leaves: initial(leaves)[0][1], contraction.eigenvalues)  # (I - A)^{-1}
+    state0 = add(state0, inverse(add(start[0][1], scaled(-1.0, state0))))
     _, linear = jax.linearize(lambda leaves: coefficients(params, leaves), state0)  # d/ds at the base point
-
-    def A(vector):
-        return ravel_pytree(linear(unravel(vector))[0][1])[0]
-
-    inverse = resolvent(A, contraction.eigenvalues)  # (I - A)^{-1}
     thetas = [[params] + [None] * top for _ in range(top + 1)]
     states = [[state0] + [None] * order for _ in range(top + 1)]
     for k in range(order + 1):
@@ -63,11 +79,13 @@ def slow_iterates(coefficients, params, state0: list, contraction: Contraction, 
         corrections = [None] * (k + 1)
         if k >= 1:
             r = [_state_remainder(outs[n], k, degree, state0) for n in range(k + 1)]
-            total = jnp.zeros_like(ravel_pytree(state0)[0])
+            total = None
             for i in range(k, -1, -1):  # Horner: P (d_0 - P (d_1 - P (d_2 - ...)))
-                difference = sum(comb(i, j) * (-1) ** (i - j) * ravel_pytree(r[j])[0] for j in range(i + 1))
-                total = inverse(difference - total)
-            states[0][k] = unravel(total)
+                difference = None
+                for j in range(i + 1):
+                    difference = add(difference, scaled(float(comb(i, j) * (-1) ** (i - j)), r[j]))
+                total = inverse(add(difference, scaled(-1.0, total)))
+            states[0][k] = total
             for n in range(k + 1):
                 tangent = linear(states[n][k])
                 states[n + 1][k] = add(r[n], tangent[0][1])
@@ -83,7 +101,31 @@ def slow_iterates(coefficients, params, state0: list, contraction: Contraction, 
         column = _extrapolate([row[k + 1] for row in thetas], k + 2)
         for n in range(k + 2, top + 1):  # the later iterates' order-(k+1) inputs of the next passes
             thetas[n][k + 1] = column[n]
-    return thetas
+    return thetas, states
+
+
+def _resolvent(A, eigenvalues):
+    """v -> (I - A)^{-1} v on lists of arrays: `_manifold.resolvent`'s polynomial in A, leaf by leaf. The state is
+    never raveled into one vector: XLA would sink each leaf's elementwise operations into the whole raveled
+    vector (slices of a concatenation), repeating them once per leaf."""
+    def linear(v):
+        return None if v is None else A(v)
+
+    def apply(v):  # Newton's interpolation of 1/(1 - lambda) at the rates; None stands for zero
+        term_re, term_im, total, weight = v, None, None, 1.0 + 0j
+        for lam in eigenvalues:
+            weight /= 1.0 - lam
+            total = add(total, add(_times(weight.real, term_re), _times(-weight.imag, term_im)))
+            term_re, term_im = (add(linear(term_re), add(_times(-lam.real, term_re), _times(lam.imag, term_im))),
+                                add(linear(term_im), add(_times(-lam.real, term_im), _times(-lam.imag, term_re))))
+        return total
+
+    return apply
+
+
+def _times(w: float, a):
+    """w a, None when w is zero or a is None (the imaginary parts of real rates stay structurally zero)."""
+    return None if a is None or w == 0 else scaled(w, a)
 
 
 def _extrapolate(values: list, known: int) -> list:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ._series import _JET_FROM, taylor_series
+from ._series import by_mode, jet_series, taylor_series
 from ._step import Step, float_leaves, with_float_leaves
 
-__all__ = ["add", "curve", "expand", "linear_in_h", "polynomial", "scaled", "step_coefficients"]
+__all__ = ["add", "curve", "expand", "linear_in_h", "scaled", "step_coefficients"]
 
 
 def step_coefficients(step: Step, template, degree: int, mode: str) -> Callable:
@@ -55,14 +55,21 @@ def expand(fun: Callable, thetas: list, states: list, order: int, mode: str, *, 
         states = [states[0]] + [scaled(1.0 / scale**k, x) for k, x in enumerate(states[1:], start=1)]
         series = expand(fun, thetas, states, order, mode)
         return [scaled(float(scale**k), c) for k, c in enumerate(series)]
-    if mode == "jvp" or (mode == "auto" and order < _JET_FROM):
+
+    def by_jvps():
         theta, state = curve(thetas[:order + 1]), curve(states[:order + 1])
         return taylor_series(lambda h: fun(theta(h), state(h)), order, mode="jvp")
 
-    def along(h):  # jet differentiates a custom_jvp function's primal: the polynomial itself
-        return fun(polynomial(thetas[:order + 1], h), polynomial(states[:order + 1], h))
+    def by_jet():
+        inputs = [(thetas[0], states[0])]
+        for theta, state in zip(thetas[1:order + 1], states[1:order + 1]):
+            both = theta is not None and state is not None
+            inputs.append(None if theta is None and state is None else (theta, state) if both else
+                          (theta if theta is not None else scaled(0.0, thetas[0]),
+                           state if state is not None else scaled(0.0, states[0])))
+        return jet_series(lambda x: fun(*x), inputs, order)
 
-    return taylor_series(along, order, mode=mode)
+    return by_mode(by_jet, by_jvps, order, mode)
 
 
 def curve(coefficients: list) -> Callable:
@@ -97,7 +104,7 @@ def curve(coefficients: list) -> Callable:
         tangent = None
         if not isinstance(h_dot, SymbolicZero):
             derivative = curve([scaled(float(k), c) for k, c in enumerate(cs) if k >= 1])(h)
-            tangent = jax.tree_util.tree_map(lambda x: h_dot * x, derivative)
+            tangent = jax.tree_util.tree_map(lambda x: h_dot.astype(x.dtype) * x, derivative)  # float32 params stay so
         leaves = jax.tree_util.tree_leaves(cs_dot, is_leaf=lambda x: isinstance(x, SymbolicZero))
         if not all(isinstance(x, SymbolicZero) for x in leaves):
             instantiated = jax.tree_util.tree_map(
@@ -137,17 +144,6 @@ def linear_in_h(step: Step, params, template) -> bool:
         if any(not isinstance(v, Literal) and v in reached for v in eqn.invars):
             reached.update(eqn.outvars)
     return not any(not isinstance(v, Literal) and v in reached for v in jaxpr.outvars)
-
-
-def polynomial(coefficients: list, h):
-    """sum_k coefficients[k] h^k for pytree coefficients (lists of arrays included; None terms skipped)."""
-    import jax
-
-    total = coefficients[0]
-    for k, c in enumerate(coefficients[1:], start=1):
-        if c is not None:
-            total = jax.tree_util.tree_map(lambda t, x, k=k: t + h**k * x, total, c)
-    return total
 
 
 def add(a, b):
