@@ -288,12 +288,6 @@ def local_error(rule, model, order: int, *, step_sizes=None, values: dict | None
     field, the flow solver and the iteration are compiled once per sweep (h is
     traced) and cached across sweeps.
     """
-    from ..results._taylor import TaylorModifiedField
-
-    if isinstance(rule, TaylorModifiedField):  # bea.from_optax: the optimizer's own iterates, on pytrees
-        from ._taylor_sweep import taylor_local_error
-
-        return taylor_local_error(rule, model, order, step_sizes=step_sizes)
     if iterates not in ("rule", "optax"):
         raise VerificationError(f"iterates must be 'rule' or 'optax', got {iterates!r}")
     order, step_sizes, values = _check_inputs(rule, model, order, values, step_sizes, kind="local_error")
