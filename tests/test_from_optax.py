@@ -193,8 +193,6 @@ def test_states_that_do_not_settle():
         field.terms(PARAMS)
 
 
-@pytest.mark.xfail(reason="known defect (issue 17, left): with allow_float32=True the engine mixes its float64 h with "
-                   "float32 parameters and a custom_jvp in the step rejects the dtypes", strict=False)
 def test_float32_parameters_need_allow_float32():
     single = tree(lambda x: x.astype(jnp.float32), PARAMS)
     with raises(bea.InvalidArrayError, "float32", "allow_float32=True"):
