@@ -21,9 +21,12 @@ import bea  # noqa: E402
 
 OPTIMIZERS = {
     "gd": lambda lr: optax.sgd(lr),
-    # eps inside the root: optax's default eps outside is singular where a gradient component vanishes identically
-    "adam": lambda lr: optax.adam(lr, b1=0.9, b2=0.99, eps=0.0, eps_root=1e-8),
+    # eps inside the root: optax's default eps outside is singular where a gradient component vanishes identically.
+    # Adam's stiffness on components with g ~ 0 is 1/sqrt(eps_root), and the expansion's window of step sizes shrinks
+    # with it: at eps_root = 1e-8 the transformer's order-1 window closes against round-off (h ~ 1e-8).
+    "adam": lambda lr: optax.adam(lr, b1=0.9, b2=0.99, eps=0.0, eps_root=EPS_ROOT),
 }
+EPS_ROOT = 1e-6
 
 
 def main():
@@ -31,7 +34,9 @@ def main():
     parser.add_argument("--models", default="cnn-digits,transformer-sequence")
     parser.add_argument("--optimizers", default="gd,adam")
     parser.add_argument("--orders", default="0,1,2")
+    parser.add_argument("--eps-root", type=float, default=EPS_ROOT, help="Adam's eps inside the root")
     args = parser.parse_args()
+    globals()["EPS_ROOT"] = args.eps_root
     print(f"devices: {len(jax.devices())} ({jax.devices()[0].platform})")
     print(f"{'model':22} {'params':>8} {'optimizer':9} {'order':>5} {'slope':>6} {'expected':>8} {'window h':>22} "
           f"{'time':>7}  passes")

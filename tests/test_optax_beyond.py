@@ -109,25 +109,12 @@ MUON_BETA = 0.9
 ADEMAMIX = {"b1": 0.9, "b2": 0.99, "b3": 0.99, "alpha": 5.0, "eps": 0.0, "eps_root": 1e-8}
 
 
-def hold_ns_coeffs(transformation):
-    """optax.contrib.muon carries its Newton-Schulz coefficients as a float state leaf that each update copies (a
-    decay rate of 1, which the engine refuses as a state that does not settle). Put the constant back after each
-    update: the leaf no longer depends on the state (rate 0) and the update is unchanged."""
-    def update(updates, state, params=None):
-        new_updates, new_state = transformation.update(updates, state, params)
-        fresh = transformation.init(params)
-        return new_updates, jax.tree_util.tree_map_with_path(
-            lambda path, new, initial: initial if "ns_coeffs" in jax.tree_util.keystr(path) else new, new_state, fresh)
-
-    return optax.GradientTransformation(transformation.init, update)
-
-
 def adafactor(lr):  # factored for both matrices; no update clipping (its kink sits at RMS(update) = 1, where it runs)
     return optax.adafactor(lr, min_dim_size_to_factor=2, clipping_threshold=None)
 
 
 def muon(lr):  # the bias vectors go to optax's Adam branch (Nesterov), with eps inside the root
-    return hold_ns_coeffs(optax.contrib.muon(lr, beta=MUON_BETA, adam_b1=0.9, adam_b2=0.99, adam_eps_root=1e-8))
+    return optax.contrib.muon(lr, beta=MUON_BETA, adam_b1=0.9, adam_b2=0.99, adam_eps_root=1e-8)
 
 
 def ademamix(lr, alpha=ADEMAMIX["alpha"]):
@@ -245,6 +232,20 @@ def test_first_correction_is_eulers_plus_the_lag_of_the_moving_averages(name):
         assert not warned
     assert relative(terms[0], f0) < 1e-12
     assert relative(terms[1], f1) < 1e-10
+
+
+def test_muon_newton_schulz_coefficients_are_held_as_constants():
+    """optax.contrib.muon copies its Newton-Schulz coefficients from state to state (rate 1): the engine holds
+    them, says so in the assumptions, and the state it solves for is the momentum alone."""
+    f = field("muon")[0]
+    f.terms(PARAMS)
+    assert any("ns_coeffs" in line for line in f.assumptions)
+    state = f.slow_manifold(PARAMS, 1e-3)
+    fresh = optax.contrib.muon(1e-3).init(PARAMS)
+    held = [leaf for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0] if "ns_coeffs" in jax.tree_util.keystr(path)]
+    initial = [leaf for path, leaf in jax.tree_util.tree_flatten_with_path(fresh)[0] if "ns_coeffs" in jax.tree_util.keystr(path)]
+    assert held and all(np.array_equal(a, b) for a, b in zip(held, initial))
+    assert not any("ns_coeffs" in path for path in f.step.state_paths(state))
 
 
 def test_muon_correction_on_matrices_is_eulers_amplified_by_the_momentum():

@@ -56,7 +56,12 @@ class TaylorModifiedField:
 
     @property
     def assumptions(self) -> tuple[str, ...]:
-        return self.step.assumptions
+        """What was held fixed to make the step autonomous: counters, and (once the field has seen
+        parameters) float state leaves the update returns unchanged, which are constants, not state."""
+        held = self.step.held_constants()
+        if not held:
+            return self.step.assumptions
+        return (*self.step.assumptions, f"state leaves the update returns unchanged held as constants: {', '.join(held)}")
 
     # -- evaluation -------------------------------------------------------------------------------
     def terms(self, params) -> list:
@@ -108,13 +113,12 @@ class TaylorModifiedField:
             series = self.slow_manifold_series(params, margin=margin)
         if series is None:
             return None
-        from ..engines.taylor._step import with_float_leaves
 
         coefficients, unravel = series
         total = coefficients[-1]
         for coefficient in reversed(coefficients[:-1]):  # Horner in h
             total = coefficient + h * total
-        return with_float_leaves(self.step.init(params, h), unravel(total))
+        return self.step.with_state_leaves(self.step.template(params, h), unravel(total))
 
     def slow_manifold_series(self, params, *, margin: int = MANIFOLD_MARGIN):
         """([s_0, s_1, ..., s_{order+margin}], unravel): the slow manifold's Taylor coefficients in h at params,
@@ -125,7 +129,6 @@ class TaylorModifiedField:
         from jax.flatten_util import ravel_pytree
 
         from ..engines.taylor._slow_series import slow_state_series
-        from ..engines.taylor._step import float_leaves
 
         contraction = self._prepare(params)
         if contraction is None:
@@ -134,11 +137,11 @@ class TaylorModifiedField:
         zero = jnp.asarray(0.0, jnp.float64)
 
         def series(params):  # order by order on the iterates' own series (no Newton tree of 2^order steps)
-            template = ravel_pytree(float_leaves(self.step.init(params, zero)))[0]
+            template = ravel_pytree(self.step.state_leaves(self.step.template(params, zero)))[0]
             return [template * 0 if s is None else ravel_pytree(s)[0]
                     for s in slow_state_series(self.step, params, contraction, order, mode=self.mode)]
 
-        unravel = ravel_pytree(float_leaves(self.step.init(params, zero)))[1]
+        unravel = ravel_pytree(self.step.state_leaves(self.step.template(params, zero)))[1]
         if not _concrete(params):
             return series(params), unravel
         key = ("slow manifold", margin, contraction, _structure(params))
@@ -156,7 +159,7 @@ class TaylorModifiedField:
         if state is None:
             state = self.slow_manifold(params, h)
         if state is None:
-            state = self.step.init(params, h)
+            state = self.step.template(params, h)
         h = jnp.asarray(h, jnp.float64)
 
         @jax.jit
@@ -189,7 +192,7 @@ class TaylorModifiedField:
 
         zero = jnp.asarray(0.0, jnp.float64)
         if contraction is None:
-            return self.step.init(params, zero)
+            return self.step.template(params, zero)
         return settle(self.step, params, contraction, 0)(params, zero)
 
     def _prepare(self, params):

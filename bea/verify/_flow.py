@@ -178,28 +178,32 @@ def flow_solver(field: Callable, rtol: float = RTOL) -> Callable:
 
 
 def _solver(field):
-    import diffrax
     import jax
-    import jax.numpy as jnp
-
-    term = diffrax.ODETerm(lambda t, y, h: field(y, h))
 
     @jax.jit
     def solve(theta0, h, times, rtol):
-        solution = diffrax.diffeqsolve(
-            term,
-            diffrax.Dopri8(),
-            t0=0.0,
-            t1=times[-1],
-            dt0=None,
-            y0=theta0,
-            args=h,
-            saveat=diffrax.SaveAt(ts=times),
-            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=rtol),
-            max_steps=1_000_000,
-            throw=False,
-        )
-        # A failed solve (a flow that blows up, too many steps) gives NaN, flagged by the sweep, not an exception.
-        return jnp.where(solution.result == diffrax.RESULTS.successful, solution.ys, jnp.nan)
+        return solve_flow(field, theta0, h, times, rtol)
 
     return solve
+
+
+def solve_flow(field: Callable, theta0, h, times, rtol):
+    """theta(times) along theta' = field(theta, h) by adaptive Dopri8 at tolerance rtol (traceable: jit,
+    vmap over h); NaN where the solve fails (a flow that blows up, too many steps), for the sweep to flag."""
+    import diffrax
+    import jax.numpy as jnp
+
+    solution = diffrax.diffeqsolve(
+        diffrax.ODETerm(lambda t, y, h: field(y, h)),
+        diffrax.Dopri8(),
+        t0=0.0,
+        t1=times[-1],
+        dt0=None,
+        y0=theta0,
+        args=h,
+        saveat=diffrax.SaveAt(ts=times),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=rtol),
+        max_steps=1_000_000,
+        throw=False,
+    )
+    return jnp.where(solution.result == diffrax.RESULTS.successful, solution.ys, jnp.nan)

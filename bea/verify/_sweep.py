@@ -374,6 +374,10 @@ def global_error(rule, model, order: int, *, step_sizes=None, time: float, value
     `step_sizes` the window is searched for as in `local_error`, over
     h = time/N with N doubling from the start (at most `MAX_GLOBAL_STEPS`
     steps). Inputs are checked first, as for `local_error`.
+
+    `rule` may also be a numeric field from `bea.from_optax` / `bea.from_update`, with `model` a
+    `NetworkModel` or a parameter pytree: N of the optimizer's own steps from its slow manifold against
+    the field's flow, the step sizes batched and sharded over the devices (`bea.verify._taylor_global`).
     """
     order, step_sizes, values = _check_inputs(rule, model, order, values, step_sizes, kind="global_error")
     time = check_time(time)

@@ -157,7 +157,8 @@ def _sharded(batched):
     batch, replicated = NamedSharding(mesh, PartitionSpec("batch")), NamedSharding(mesh, PartitionSpec())
 
     def run(hs, *shared):
-        padded = np.concatenate([hs, np.full(-len(hs) % len(devices), hs[0])])
+        hs = np.asarray(hs)  # the batched axis is the leading one (rows of several per-point values too)
+        padded = np.concatenate([hs, np.repeat(hs[:1], -len(hs) % len(devices), axis=0)])
         shared = jax.device_put(shared, replicated)
         rows = compiled(jax.device_put(jnp.asarray(padded, dtype=jnp.float64), batch), *shared)
         return np.asarray(rows)[: len(hs)]

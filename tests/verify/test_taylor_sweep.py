@@ -88,7 +88,8 @@ params = {"w": jnp.asarray(rng.normal(size=(3, 4)) / 2), "out": jnp.asarray(rng.
 loss = lambda p: jnp.mean((jnp.tanh(x @ p["w"]) @ p["out"] - y) ** 2) / 2
 field = bea.from_optax(lambda lr: optax.sgd(lr, momentum=0.5), 1, loss=loss)
 r = bea.verify.local_error(field, params, 1, step_sizes=[0.04, 0.02, 0.01, 0.005, 0.0025])
-print(json.dumps({"devices": len(jax.devices()), "errors": list(r.error)}))
+g = bea.verify.global_error(field, params, 1, time=0.4, step_sizes=[0.05, 0.025, 0.0125])  # rows of (h, N/4)
+print(json.dumps({"devices": len(jax.devices()), "errors": list(r.error) + list(g.error)}))
 """
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..._errors import InconsistentRuleError
 from ._manifold import Contraction, settle
-from ._step import Step, float_leaves
+from ._step import Step
 
 __all__ = ["check_consistent"]
 
@@ -28,7 +28,7 @@ def check_consistent(step: Step, params, contraction: Contraction | None) -> Non
     if contraction is not None:
         state = settle(step, params, contraction, 0)(params, zero)
     else:
-        state = step.init(params, zero)
+        state = step.template(params, zero)
     moved, _ = step.apply(params, state, zero)
     paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
     scale = max(1.0, float(jnp.max(jnp.abs(ravel_pytree(params)[0]))) if paths else 1.0)
@@ -43,11 +43,10 @@ def check_consistent(step: Step, params, contraction: Contraction | None) -> Non
             "that ignores its argument, a decoupled weight decay or a fixed step added without it)")
     if contraction is None:
         return
-    s0, unravel = ravel_pytree(float_leaves(state))
-    from ._step import with_float_leaves
+    s0, unravel = ravel_pytree(step.state_leaves(state))
 
     def parameters_from_state(svec):
-        return ravel_pytree(step.apply(params, with_float_leaves(state, unravel(svec)), zero)[0])[0]
+        return ravel_pytree(step.apply(params, step.with_state_leaves(state, unravel(svec)), zero)[0])[0]
 
     direction = jnp.asarray(np.random.default_rng(2).normal(size=s0.size))
     sensitivity = float(jnp.linalg.norm(jax.jvp(parameters_from_state, (s0,), (direction,))[1]))

@@ -42,7 +42,7 @@ from math import comb
 
 from ._manifold import Contraction
 from ._slow_series import slow_iterates
-from ._step import Step, float_leaves
+from ._step import Step
 from ._truncated import add, expand, linear_in_h, scaled, step_coefficients
 
 __all__ = ["difference_weights", "modified_terms"]
@@ -65,13 +65,13 @@ def modified_terms(step: Step, order: int, params, *, contraction: Contraction |
 
     top = order + 1  # the iterates are needed through h^top, everything nonlinear through h^order
     zero = jnp.asarray(0.0, jnp.float64)
-    template = step.init(params, zero)
+    template = step.template(params, zero)
     degree = 1 if linear_in_h(step, params, template) else top
     coefficients = step_coefficients(step, template, degree, mode)
     if contraction is not None:  # the state's update is affine in the state (checked by `contraction`)
-        thetas = slow_iterates(coefficients, params, float_leaves(template), contraction, order, degree, mode)
+        thetas = slow_iterates(coefficients, params, step.state_leaves(template), contraction, order, degree, mode)
         return [_difference(thetas, k) for k in range(1, top + 1)]
-    states = [float_leaves(template)] + [None] * order
+    states = [step.state_leaves(template)] + [None] * order
     iterates = [[params] + [None] * top]
     for n in range(top):  # theta_{n,1} = n f_0: the expansions share the direction f_0 (`_truncated.expand`)
         direction = iterates[1][1] if n > 1 else None

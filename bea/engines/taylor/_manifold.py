@@ -25,7 +25,7 @@ import dataclasses
 import numpy as np
 
 from ..._errors import BeaError
-from ._step import Step, float_leaves, with_float_leaves
+from ._step import Step
 
 __all__ = ["Contraction", "NoSlowManifoldError", "contraction", "rates_depend_on_point", "resolvent", "settle"]
 
@@ -58,15 +58,15 @@ def _vector_functions(step: Step, params, h):
     """(s0 vector, unravel, F) with F(theta, svec, h) -> (theta', svec') on the state's float leaves."""
     from jax.flatten_util import ravel_pytree
 
-    template = step.init(params, h)
-    s0, unravel = ravel_pytree(float_leaves(template))
+    template = step.template(params, h)
+    s0, unravel = ravel_pytree(step.state_leaves(template))
 
     def state_of(svec):
-        return with_float_leaves(template, unravel(svec))
+        return step.with_state_leaves(template, unravel(svec))
 
     def F(theta, svec, h):
         new_theta, new_state = step.apply(theta, state_of(svec), h)
-        return new_theta, ravel_pytree(float_leaves(new_state))[0]
+        return new_theta, ravel_pytree(step.state_leaves(new_state))[0]
 
     return s0, state_of, F
 
@@ -168,14 +168,12 @@ def _check_affine(step, F, params, s0, A, rng) -> None:
 
 def _leaves_not_contracting(step, params, A) -> list[str]:
     """Paths of the state's float leaves that A maps to themselves undiminished (rate 1: accumulators,
-    constants kept in the state)."""
-    import jax
+    counts that are float)."""
     import jax.numpy as jnp
 
-    template = step.init(params, jnp.asarray(0.0, jnp.float64))
-    paths = [jax.tree_util.keystr(p) for p, leaf in jax.tree_util.tree_flatten_with_path(template)[0]
-             if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)]
-    sizes = [int(np.size(leaf)) for leaf in float_leaves(template)]
+    template = step.template(params, jnp.asarray(0.0, jnp.float64))
+    paths = step.state_paths(template)
+    sizes = [int(np.size(leaf)) for leaf in step.state_leaves(template)]
     names, start = [], 0
     for path, size in zip(paths, sizes):
         e = np.zeros(sum(sizes))
@@ -267,10 +265,10 @@ def settle(step: Step, params0, contraction_: Contraction, iterations: int):
         return s + P(s1 - S(k - 1, theta1, h))
 
     def on_manifold(theta, h):
-        template = step.init(theta, h)
+        template = step.template(theta, h)
         from jax.flatten_util import ravel_pytree
 
-        unravel = ravel_pytree(float_leaves(template))[1]
-        return with_float_leaves(template, unravel(S(iterations, theta, h)))
+        unravel = ravel_pytree(step.state_leaves(template))[1]
+        return step.with_state_leaves(template, unravel(S(iterations, theta, h)))
 
     return on_manifold

@@ -40,13 +40,12 @@ def slow_state_series(step, params, contraction: Contraction, order: int, mode: 
     float leaves (the passes of `slow_iterates` through order; no Newton tree of 2^order steps)."""
     import jax.numpy as jnp
 
-    from ._step import float_leaves
     from ._truncated import linear_in_h, step_coefficients
 
-    template = step.init(params, jnp.asarray(0.0, jnp.float64))
+    template = step.template(params, jnp.asarray(0.0, jnp.float64))
     degree = 1 if linear_in_h(step, params, template) else order + 1
     coefficients = step_coefficients(step, template, degree, mode)
-    _, states = _passes(coefficients, params, float_leaves(template), contraction, order, degree, mode)
+    _, states = _passes(coefficients, params, step.state_leaves(template), contraction, order, degree, mode)
     return states[0]
 
 

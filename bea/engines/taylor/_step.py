@@ -3,7 +3,9 @@
 `Step.apply(params, state, h) -> (params, state)` is one update at step size h; `Step.init(params,
 h)` gives the state's structure. Counters (integer leaves of the state: optax's step counts) are
 held at a fixed value, so bias corrections and schedules are those of that step: the field is
-autonomous, as BEA needs. Float leaves are the state the slow manifold solves for.
+autonomous, as BEA needs. Float leaves are the state the slow manifold solves for, except those the
+update returns unchanged: constants an optimizer keeps in its state (optax.contrib.muon's
+Newton-Schulz coefficients) are held like counters, not treated as a state of rate 1.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-__all__ = ["Step", "float_leaves", "optax_step", "update_step", "with_float_leaves"]
+__all__ = ["Step", "optax_step", "update_step"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,28 +33,84 @@ class Step:
     apply: Callable
     grad: Callable
     assumptions: tuple[str, ...] = ()
+    # per state structure: which float leaves the update returns unchanged (held constants)
+    _held: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def template(self, params, h):
+        """`init(params, h)`, recording which float leaves `apply` passes through unchanged. The engine
+        takes every state from here, so `state_leaves` and `with_state_leaves` know them."""
+        state = self.init(params, h)
+        key = _structure(state)
+        if key not in self._held:
+            self._held[key] = _passed_through(self.apply, params, state, h)
+        return state
+
+    def state_leaves(self, state) -> list:
+        """The dynamical state: float leaves in tree order, without counters and held constants."""
+        import jax
+
+        return [leaf for leaf, dynamic in zip(jax.tree_util.tree_leaves(state), self._dynamic(state)) if dynamic]
+
+    def with_state_leaves(self, state, leaves):
+        """`state` with its dynamical leaves replaced by `leaves` (in tree order); the others kept."""
+        import jax
+
+        flat, treedef = jax.tree_util.tree_flatten(state)
+        it = iter(leaves)
+        return jax.tree_util.tree_unflatten(
+            treedef, [next(it) if dynamic else x for x, dynamic in zip(flat, self._dynamic(state))])
+
+    def state_paths(self, state) -> list[str]:
+        """The dynamical leaves' paths (`jax.tree_util.keystr`), for messages."""
+        import jax
+
+        return [jax.tree_util.keystr(path) for (path, _), dynamic
+                in zip(jax.tree_util.tree_flatten_with_path(state)[0], self._dynamic(state)) if dynamic]
+
+    def held_constants(self) -> list[str]:
+        """Paths of the float state leaves held as constants, over the state structures seen so far."""
+        return sorted({path for held in self._held.values() for path in held[1]})
+
+    def _dynamic(self, state) -> tuple[bool, ...]:
+        import jax
+
+        held = self._held.get(_structure(state))
+        if held is None:  # a bug of the engine, not of the user's rule
+            raise RuntimeError(f"{self.name}: state not made by Step.template (its held leaves are unknown)")
+        return tuple(_is_float(leaf) and not h for leaf, h in zip(jax.tree_util.tree_leaves(state), held[0]))
+
+
+def _structure(state):
+    import jax
+    import jax.numpy as jnp
+
+    flat, treedef = jax.tree_util.tree_flatten(state)
+    return treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in flat)
+
+
+def _passed_through(apply, params, state, h):
+    """(mask, paths) of the state's float leaves that `apply(params, state, h)` returns as they came in,
+    found on the traced program (abstract arguments: no computation)."""
+    import jax
+    import jax.numpy as jnp
+
+    def abstract(x):
+        return jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x))
+
+    jaxpr = jax.make_jaxpr(apply)(*jax.tree_util.tree_map(abstract, (params, state, h))).jaxpr
+    n_params = len(jax.tree_util.tree_leaves(params))
+    leaves = jax.tree_util.tree_leaves_with_path(state)
+    inputs = jaxpr.invars[n_params:n_params + len(leaves)]
+    outputs = jaxpr.outvars[n_params:]
+    mask = tuple(_is_float(leaf) and out is var for (_, leaf), var, out in zip(leaves, inputs, outputs))
+    paths = tuple(jax.tree_util.keystr(path) for (path, _), held in zip(leaves, mask) if held)
+    return mask, paths
 
 
 def _is_float(leaf) -> bool:
     import jax.numpy as jnp
 
     return jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
-
-
-def float_leaves(state) -> list:
-    """The state's float leaves, in tree order (the dynamical state; integers are counters)."""
-    import jax
-
-    return [leaf for leaf in jax.tree_util.tree_leaves(state) if _is_float(leaf)]
-
-
-def with_float_leaves(state, leaves):
-    """`state` with its float leaves replaced by `leaves` (in tree order); other leaves kept."""
-    import jax
-
-    flat, treedef = jax.tree_util.tree_flatten(state)
-    it = iter(leaves)
-    return jax.tree_util.tree_unflatten(treedef, [next(it) if _is_float(x) else x for x in flat])
 
 
 def _hold_counters(new_state, count):

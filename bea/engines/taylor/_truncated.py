@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ._series import by_mode, jet_series, taylor_series
-from ._step import Step, float_leaves, with_float_leaves
+from ._step import Step
 
 __all__ = ["add", "curve", "expand", "linear_in_h", "scaled", "step_coefficients"]
 
@@ -28,8 +28,8 @@ def step_coefficients(step: Step, template, degree: int, mode: str) -> Callable:
     degree 1 is one jvp in h; the step's evaluation (its gradient) is the jvp's primal, shared by all b.
     """
     def step_at(theta, leaves, h):
-        new_theta, new_state = step.apply(theta, with_float_leaves(template, leaves), h)
-        return new_theta, float_leaves(new_state)
+        new_theta, new_state = step.apply(theta, step.with_state_leaves(template, leaves), h)
+        return new_theta, step.state_leaves(new_state)
 
     def coefficients(theta, leaves):
         return taylor_series(lambda h: step_at(theta, leaves, h), degree, mode=mode)
@@ -128,8 +128,8 @@ def linear_in_h(step: Step, params, template) -> bool:
 
     def slope(h, theta, leaves):
         def at(x):
-            new_theta, new_state = step.apply(theta, with_float_leaves(template, leaves), x)
-            return new_theta, float_leaves(new_state)
+            new_theta, new_state = step.apply(theta, step.with_state_leaves(template, leaves), x)
+            return new_theta, step.state_leaves(new_state)
 
         return jax.jvp(at, (h,), (jnp.ones_like(h),))[1]
 
@@ -137,7 +137,7 @@ def linear_in_h(step: Step, params, template) -> bool:
         return jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x))
 
     closed = jax.make_jaxpr(slope)(jax.ShapeDtypeStruct((), jnp.float64), jax.tree_util.tree_map(abstract, params),
-                                   [abstract(x) for x in float_leaves(template)])
+                                   [abstract(x) for x in step.state_leaves(template)])
     jaxpr = closed.jaxpr
     reached = {jaxpr.invars[0]}
     for eqn in jaxpr.eqns:
