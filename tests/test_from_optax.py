@@ -193,6 +193,58 @@ def test_states_that_do_not_settle():
         field.terms(PARAMS)
 
 
+def test_state_that_init_makes_from_h_or_params_is_not_held_as_a_constant():
+    """A leaf the update passes through is held only if init makes it from neither h nor params: optax's
+    inject_hyperparams keeps the learning rate h in the state, and an anchor at the initial point moves with
+    it. Holding either at the template's values would give a silently wrong field; both are refused."""
+    with raises(bea.NoSlowManifoldError, "hyperparams['learning_rate']", "inject_hyperparams"):
+        bea.from_optax(lambda h: optax.inject_hyperparams(optax.sgd)(learning_rate=h, momentum=0.9), 1,
+                       loss=loss).terms(PARAMS)
+
+    def anchored(params, state, grad_fn, h):  # a pull back to the initial point, kept in the state
+        velocity, anchor = state
+        velocity = tree(lambda v, g: 0.5 * v + g, velocity, grad_fn(params))
+        return tree(lambda p, v, a: p - h * (v + p - a), params, velocity, anchor), (velocity, anchor)
+
+    field = bea.from_update(anchored, 1, loss=loss, init=lambda p: (tree(jnp.zeros_like, p), p))
+    with raises(bea.NoSlowManifoldError, "factor 1", "[1]['w']", "anchored at the initial point"):
+        field.terms(PARAMS)
+
+
+def test_a_constant_kept_in_the_state_is_held_even_through_a_jitted_core():
+    """A float constant that the update passes through, here inside a jitted function, is held and named; the
+    field is that of the same update with the constant written in (an independent construction)."""
+    @jax.jit
+    def core(params, velocity, scale, grads, h):
+        velocity = tree(lambda v, g: 0.6 * v + g, velocity, grads)
+        return tree(lambda p, v: p - h * scale * v, params, velocity), velocity, scale
+
+    def kept(params, state, grad_fn, h):
+        new, velocity, scale = core(params, state[0], state[1], grad_fn(params), h)
+        return new, (velocity, scale)
+
+    def written_in(params, velocity, grad_fn, h):
+        velocity = tree(lambda v, g: 0.6 * v + g, velocity, grad_fn(params))
+        return tree(lambda p, v: p - h * 1.5 * v, params, velocity), velocity
+
+    field = bea.from_update(kept, 2, loss=loss, init=lambda p: (tree(jnp.zeros_like, p), jnp.asarray(1.5)))
+    assert_terms_equal(field, bea.from_update(written_in, 2, loss=loss, init=lambda p: tree(jnp.zeros_like, p)),
+                       rtol=1e-12)
+    assert any("held as constants: [1]" in line for line in field.assumptions)
+    assert len(field.contraction(PARAMS).eigenvalues) == 1  # the velocity's 0.6 only
+
+
+def test_an_update_that_changes_the_states_dtype_is_named():
+    def widening(params, state, grad_fn, h):
+        velocity = tree(lambda v, g: 0.5 * v + g, state[0], grad_fn(params))
+        return tree(lambda p, v: p - h * v, params, velocity), (velocity, jnp.asarray(state[1], jnp.float64))
+
+    field = bea.from_update(widening, 1, loss=loss,
+                            init=lambda p: (tree(jnp.zeros_like, p), jnp.asarray(1.0, jnp.float32)))
+    with raises(bea.InvalidRuleError, "another structure or dtype", "float32", "make init and the update agree"):
+        field.terms(PARAMS)
+
+
 def test_float32_parameters_need_allow_float32():
     single = tree(lambda x: x.astype(jnp.float32), PARAMS)
     with raises(bea.InvalidArrayError, "float32", "allow_float32=True"):

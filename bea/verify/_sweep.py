@@ -188,7 +188,9 @@ def _duration(rule) -> float:
     return float(getattr(rule, "duration", 1))
 
 
-def _flag(error, scale, solver_gap, movement, *, iterates_finite=True, flow_finite=True) -> str:
+def _flag(error, scale, solver_gap, movement, *, iterates_finite=True, flow_finite=True, floor=None) -> str:
+    """Why the point (h, error) is unusable, "" if it is usable. The round-off floor is _ROUNDOFF relative to
+    the point's scale, or `floor` itself (a sweep measuring displacements, whose noise is relative to them)."""
     if not iterates_finite:
         return "diverged"
     if not flow_finite:  # the solver gave up (or the truncated flow blows up) where the iterates did not
@@ -197,7 +199,7 @@ def _flag(error, scale, solver_gap, movement, *, iterates_finite=True, flow_fini
         return "diverged"
     if error > 0.1 * movement:  # the error is not small against the motion itself: h is too large
         return "pre-asymptotic"
-    if error < _ROUNDOFF * max(1.0, scale):
+    if error < (_ROUNDOFF * max(1.0, scale) if floor is None else floor):
         return "round-off"
     if not np.isfinite(solver_gap) or solver_gap > 0.05 * error:
         return "solver error"
@@ -267,11 +269,6 @@ def local_error(rule, model, order: int, *, step_sizes=None, values: dict | None
     rule instead (GD, heavy ball, RMSProp, Adam), from the same state.
     Expected slope: order + 2, one more per vanishing term after f_order
     (see `SweepResult`).
-
-    `rule` may also be a numeric field from `bea.from_optax` / `bea.from_update`, with `model` a
-    `NetworkModel` or a parameter pytree: the optimizer's own step from its slow manifold is compared
-    with the field's flow, the step sizes batched and sharded over the devices
-    (`bea.verify._taylor_sweep`).
 
     `step_sizes`: at least three distinct positive step sizes, used as given; by
     default (None) the asymptotic window is searched for (`bea.verify._window`:
@@ -374,10 +371,6 @@ def global_error(rule, model, order: int, *, step_sizes=None, time: float, value
     `step_sizes` the window is searched for as in `local_error`, over
     h = time/N with N doubling from the start (at most `MAX_GLOBAL_STEPS`
     steps). Inputs are checked first, as for `local_error`.
-
-    `rule` may also be a numeric field from `bea.from_optax` / `bea.from_update`, with `model` a
-    `NetworkModel` or a parameter pytree: N of the optimizer's own steps from its slow manifold against
-    the field's flow, the step sizes batched and sharded over the devices (`bea.verify._taylor_global`).
     """
     order, step_sizes, values = _check_inputs(rule, model, order, values, step_sizes, kind="global_error")
     time = check_time(time)

@@ -93,7 +93,7 @@ def taylor_global_error(field, model, order: int, *, time: float, step_sizes=Non
             points = run(adjusted)
             return _fit("global", [h for h, _ in adjusted], [e for e, _ in points], [f for _, f in points], order + 1,
                         note, requested=step_sizes)
-        h0, why = _start(field.truncated(0), flat0, unravel, contraction)
+        h0, why, _ = _start(field.truncated(0), flat0, unravel, contraction)
         first = _CHECKPOINTS * max(1, math.ceil(time / h0 / _CHECKPOINTS))  # h = time/N <= h0
         exact_time = Fraction(repr(float(time)))
         probes: list = []

@@ -10,6 +10,15 @@ step sizes is found as for the symbolic fields (`_window.find_window`), batch by
 The flow is integrated with Dopri8 (Prince & Dormand 1981) at fixed steps h/2; one step of h is
 the check: Dopri8's error over time h is O(h^9), far below the local error sought, and a point
 where the two disagree by more than 5% of the error is flagged "solver error", not fitted.
+
+Both sides are displacements from params_0: optax's update before `apply_updates` (`Step.increment`)
+and the flow of d' = f~(params_0 + d), d(0) = 0. Optax's side then carries round-off relative to
+the displacement, about h |f_0|; the flow's side evaluates f~ at the rounded params_0 + d, which
+adds about h eps ||∂f_0|| |params_0|. Both are far below eps |params_0|, the round-off of
+params_1 - phi_h(params_0): the error can be followed several halvings further down, which Adam's
+narrow windows on networks need. The floor is the larger of 1e-12 |d| and 100 h eps ||∂f_0||
+|params_0|. A step without `increment` (`bea.from_update`) is compared on params_1 itself, with the
+floor 1e-12 |params_0| of the symbolic sweeps.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import numpy as np
 
 from ..lowering import require_x64
 from ._checks import VerificationError, check_order, check_step_sizes
-from ._sweep import SweepResult, _fit, _flag
+from ._sweep import _ROUNDOFF, SweepResult, _fit, _flag
 from ._window import _round_down, _spectral_norm, find_window
 
 __all__ = ["taylor_local_error"]
@@ -65,18 +74,23 @@ def taylor_local_error(field, model, order: int, *, step_sizes=None) -> SweepRes
 
     # params and the manifold's coefficients are arguments, not constants of the program: XLA would
     # otherwise fold the whole gradient at params0 into constants at compile time (minutes on a CNN)
+    def displacement_field(d, h, flat):
+        return flat_field(flat + d, h)
+
     def one(h, flat, coefficients):
         start = unravel(flat)
         if coefficients is None:
             state = field.step.init(start, h)
         else:
             state = field.slow_manifold(start, h, series=(coefficients, series[1]))
-        stepped = ravel_pytree(field.step.apply(start, state, h)[0])[0]
-        tight = _dopri8(flat_field, flat, h, _FLOW_STEPS)
-        loose = _dopri8(flat_field, flat, h, 1)
-        return jnp.stack([jnp.linalg.norm(stepped - tight), jnp.linalg.norm(loose - tight),
-                          jnp.linalg.norm(stepped - flat),
-                          jnp.all(jnp.isfinite(stepped)).astype(jnp.float64),
+        if field.step.increment is not None:  # displacements on both sides (module docstring)
+            moved = ravel_pytree(field.step.increment(start, state, h)[0])[0]
+        else:
+            moved = ravel_pytree(field.step.apply(start, state, h)[0])[0] - flat
+        tight = _dopri8(displacement_field, jnp.zeros_like(flat), h, _FLOW_STEPS, flat)
+        loose = _dopri8(displacement_field, jnp.zeros_like(flat), h, 1, flat)
+        return jnp.stack([jnp.linalg.norm(moved - tight), jnp.linalg.norm(loose - tight), jnp.linalg.norm(moved),
+                          jnp.all(jnp.isfinite(moved)).astype(jnp.float64),
                           jnp.all(jnp.isfinite(tight)).astype(jnp.float64)])
 
     batched = _sharded(jax.vmap(one, in_axes=(0, None, None)))
@@ -87,23 +101,32 @@ def taylor_local_error(field, model, order: int, *, step_sizes=None) -> SweepRes
     scale = float(jnp.linalg.norm(flat0))
     note = "optax iterates from the slow manifold" if contraction is not None else "optax iterates"
 
-    def flags_of(rows):
-        return [_flag(float(e), scale, float(gap), float(moved), iterates_finite=bool(fi), flow_finite=bool(ff))
-                for e, gap, moved, fi, ff in rows]
+    displacements = field.step.increment is not None
+    h0, why, stiffness = _start(field.truncated(0), flat0, unravel, contraction)
+
+    def floor(h, moved):  # the round-off of the displacements (module docstring)
+        if not displacements:
+            return None
+        evaluation = 100 * np.finfo(np.float64).eps * h * (stiffness if math.isfinite(stiffness) else 1.0) * scale
+        return max(_ROUNDOFF * moved, evaluation)
+
+    def flags_of(hs, rows):
+        return [_flag(float(e), scale, float(gap), float(moved), iterates_finite=bool(fi), flow_finite=bool(ff),
+                      floor=floor(h, float(moved)))
+                for h, (e, gap, moved, fi, ff) in zip(hs, rows)]
 
     with np.errstate(all="ignore"):
         if step_sizes is not None:
             hs = list(check_step_sizes(step_sizes))
             rows = run(np.asarray(hs))
-            return _fit("local", hs, [float(r[0]) for r in rows], flags_of(rows), order + 2, note)
-        h0, why = _start(field.truncated(0), flat0, unravel, contraction)
+            return _fit("local", hs, [float(r[0]) for r in rows], flags_of(hs, rows), order + 2, note)
         probes: list = []
 
         def evaluate(k):
             while len(probes) <= k:  # the next batch of halvings, in one sharded program
                 hs = [h0 * 2.0 ** -(len(probes) + i) for i in range(BATCH)]
                 rows = run(np.asarray(hs))
-                probes.extend(zip(hs, [float(r[0]) for r in rows], flags_of(rows)))
+                probes.extend(zip(hs, [float(r[0]) for r in rows], flags_of(hs, rows)))
             return probes[k]
 
         window = find_window(evaluate, "local", why)
@@ -115,9 +138,9 @@ def taylor_local_error(field, model, order: int, *, step_sizes=None) -> SweepRes
     return dataclasses.replace(result, automatic=True, probed=tuple(tuple(p) for p in window.probes))
 
 
-def _start(leading, flat0, unravel, contraction) -> tuple[float, str]:
-    """h_0 = min(1, 1/||d f_0||) min(1, 1 - factor), rounded down to 1, 2 or 5 times a power of ten
-    (`leading` is the field truncated to f_0: its Jacobian is all the stiffness estimate needs)."""
+def _start(leading, flat0, unravel, contraction) -> tuple[float, str, float]:
+    """(h_0, why, ||d f_0||): h_0 = min(1, 1/||d f_0||) min(1, 1 - factor), rounded down to 1, 2 or 5 times a
+    power of ten (`leading` is the field truncated to f_0: its Jacobian is all the stiffness estimate needs)."""
     import jax
     import jax.numpy as jnp
     from jax.flatten_util import ravel_pytree
@@ -131,15 +154,15 @@ def _start(leading, flat0, unravel, contraction) -> tuple[float, str]:
     if contraction is not None and contraction.factor > 0:
         h0 *= 1.0 - contraction.factor
         parts.append(f"1 - contraction factor = {1.0 - contraction.factor:.3g}")
-    return _round_down(h0), ", ".join(parts)
+    return _round_down(h0), ", ".join(parts), stiffness
 
 
-def _dopri8(field, y0, h, steps):
-    """y(h) of y' = field(y, h) by `steps` fixed Dopri8 steps (the truncated modified flow)."""
+def _dopri8(field, y0, h, steps, *args):
+    """y(h) of y' = field(y, h, *args) by `steps` fixed Dopri8 steps (the truncated modified flow)."""
     import diffrax
 
-    solution = diffrax.diffeqsolve(diffrax.ODETerm(lambda t, y, args: field(y, args)), diffrax.Dopri8(), t0=0.0,
-                                   t1=h, dt0=h / steps, y0=y0, args=h, saveat=diffrax.SaveAt(t1=True),
+    solution = diffrax.diffeqsolve(diffrax.ODETerm(lambda t, y, a: field(y, *a)), diffrax.Dopri8(), t0=0.0,
+                                   t1=h, dt0=h / steps, y0=y0, args=(h, *args), saveat=diffrax.SaveAt(t1=True),
                                    stepsize_controller=diffrax.ConstantStepSize(), max_steps=steps + 1, throw=False)
     return solution.ys[-1]
 

@@ -192,9 +192,11 @@ def _unsettled_message(step, params, A, eigenvalues, state_paths: bool) -> str:
     return (f"{step.name}: its state does not settle on a slow manifold: at h = 0 the state's update has contraction "
             f"factor {factor:.6g} >= 1{where}. BEA on a slow manifold needs every state component to forget its past "
             "(a moving average with decay < 1). Accumulators (sums of gradients, float step counts, schedule-free's "
-            "averaging weights), constants kept in the state (optax.contrib.muon's Newton-Schulz coefficients: write "
-            "the update with them fixed) and states that move with the parameters are not fast variables: hold them "
-            "fixed, or write the optimizer as a plain update with them as parameters (bea.from_update)")
+            "averaging weights), hyperparameters kept in the state as functions of the learning rate "
+            "(optax.inject_hyperparams: build the optimizer without it) and states anchored at the initial point "
+            "are not fast variables: hold them fixed, or write the optimizer as a plain update with them as "
+            "parameters (bea.from_update). Constants that init makes from neither the parameters nor the learning "
+            "rate and the update passes through (optax.contrib.muon's Newton-Schulz coefficients) are held already")
 
 
 def rates_depend_on_point(step: Step, params_a, params_b) -> bool:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from ..._errors import InvalidRuleError
+
 __all__ = ["Step", "optax_step", "update_step"]
 
 
@@ -26,6 +28,9 @@ class Step:
         apply: `apply(params, state, h) -> (params, state)`, counters held.
         grad: the loss gradient the update calls (`jax.grad(loss)`), for the checks of the engine.
         assumptions: what was fixed to make the step autonomous (counters, bias corrections), in words.
+        increment: `increment(params, state, h) -> (params' - params, state')` computed without forming
+            params' (optax's updates before `apply_updates`), or None: the verification measures the
+            step's displacement from it, free of the round-off of params + update.
     """
 
     name: str
@@ -33,6 +38,7 @@ class Step:
     apply: Callable
     grad: Callable
     assumptions: tuple[str, ...] = ()
+    increment: Callable | None = None
     # per state structure: which float leaves the update returns unchanged (held constants)
     _held: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -42,7 +48,7 @@ class Step:
         state = self.init(params, h)
         key = _structure(state)
         if key not in self._held:
-            self._held[key] = _passed_through(self.apply, params, state, h)
+            self._held[key] = _passed_through(self, params, state, h)
         return state
 
     def state_leaves(self, state) -> list:
@@ -75,8 +81,11 @@ class Step:
         import jax
 
         held = self._held.get(_structure(state))
-        if held is None:  # a bug of the engine, not of the user's rule
-            raise RuntimeError(f"{self.name}: state not made by Step.template (its held leaves are unknown)")
+        if held is None:  # every state the engine reads comes from template or from apply on one
+            seen = "; ".join(f"{treedef} {leaves}" for treedef, leaves in self._held)
+            raise InvalidRuleError(f"{self.name}: the update returns a state of another structure or dtype than the one it was "
+                           f"given ({_structure(state)[0]} {_structure(state)[1]}, expected {seen}): make init and the "
+                           "update agree, e.g. on float64 for every float leaf")
         return tuple(_is_float(leaf) and not h for leaf, h in zip(jax.tree_util.tree_leaves(state), held[0]))
 
 
@@ -88,23 +97,68 @@ def _structure(state):
     return treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in flat)
 
 
-def _passed_through(apply, params, state, h):
-    """(mask, paths) of the state's float leaves that `apply(params, state, h)` returns as they came in,
-    found on the traced program (abstract arguments: no computation)."""
+def _passed_through(step, params, state, h):
+    """(mask, paths) of the state's float leaves held as constants: `init` makes them from neither params nor
+    h, and `apply` returns them as they came in (both found on the traced programs: no computation). A leaf
+    that init makes from h or params (optax.inject_hyperparams' learning rate, an anchor at the initial
+    point) stays dynamical, so the engine refuses it rather than freeze it at the template's h and params."""
     import jax
     import jax.numpy as jnp
 
     def abstract(x):
         return jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x))
 
-    jaxpr = jax.make_jaxpr(apply)(*jax.tree_util.tree_map(abstract, (params, state, h))).jaxpr
+    params_, state_, h_ = jax.tree_util.tree_map(abstract, (params, state, h))
+    made = jax.make_jaxpr(step.init)(params_, h_).jaxpr
+    from_inputs = reached_from(made, made.invars)
+    constant = [not _is_var(out) or out not in from_inputs for out in made.outvars]
+    jaxpr = jax.make_jaxpr(step.apply)(params_, state_, h_).jaxpr
     n_params = len(jax.tree_util.tree_leaves(params))
     leaves = jax.tree_util.tree_leaves_with_path(state)
     inputs = jaxpr.invars[n_params:n_params + len(leaves)]
-    outputs = jaxpr.outvars[n_params:]
-    mask = tuple(_is_float(leaf) and out is var for (_, leaf), var, out in zip(leaves, inputs, outputs))
+    sources = _forwarding(jaxpr)
+    outputs = [sources.get(out, out) if _is_var(out) else out for out in jaxpr.outvars[n_params:]]
+    mask = tuple(_is_float(leaf) and fixed and out is var
+                 for (_, leaf), fixed, var, out in zip(leaves, constant, inputs, outputs))
     paths = tuple(jax.tree_util.keystr(path) for (path, _), held in zip(leaves, mask) if held)
     return mask, paths
+
+
+def reached_from(jaxpr, sources) -> set:
+    """The variables of `jaxpr` with a data path from `sources` (a sub-jaxpr that one reaches counts whole)."""
+    reached = set(sources)
+    for eqn in jaxpr.eqns:
+        if any(_is_var(v) and v in reached for v in eqn.invars):
+            reached.update(eqn.outvars)
+    return reached
+
+
+_CALLS = ("pjit", "jit", "closed_call", "core_call", "custom_jvp_call", "checkpoint", "remat")  # one call, same values
+
+
+def _forwarding(jaxpr) -> dict:
+    """output var -> the input var it is, through calls (pjit: a jitted function returning an argument)."""
+    forwarded = {}
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name not in _CALLS:
+            continue
+        inner = eqn.params.get("jaxpr", eqn.params.get("call_jaxpr"))
+        inner = getattr(inner, "jaxpr", inner)
+        if inner is None or len(inner.invars) != len(eqn.invars):
+            continue
+        inner_sources = _forwarding(inner)
+        for out, inner_out in zip(eqn.outvars, inner.outvars):
+            inner_out = inner_sources.get(inner_out, inner_out) if _is_var(inner_out) else inner_out
+            if _is_var(inner_out) and inner_out in inner.invars:
+                source = eqn.invars[inner.invars.index(inner_out)]
+                forwarded[out] = forwarded.get(source, source) if _is_var(source) else source
+    return forwarded
+
+
+def _is_var(v) -> bool:
+    from jax.extend.core import Literal
+
+    return not isinstance(v, Literal)
 
 
 def _is_float(leaf) -> bool:
@@ -135,13 +189,16 @@ def optax_step(factory: Callable, loss: Callable, *, count: int, name: str = "op
     def init(params, h):
         return _hold_counters(factory(h).init(params), count)
 
+    def increment(params, state, h):
+        updates, new_state = factory(h).update(grad(params), state, params)
+        return updates, _hold_counters(new_state, count)
+
     def apply(params, state, h):
-        transformation = factory(h)
-        updates, new_state = transformation.update(grad(params), state, params)
-        return optax.apply_updates(params, updates), _hold_counters(new_state, count)
+        updates, new_state = increment(params, state, h)
+        return optax.apply_updates(params, updates), new_state
 
     assumptions = (f"step counters held at {count} (bias corrections 1 - b^count, schedules evaluated there)",)
-    return Step(name, init, apply, grad, assumptions)
+    return Step(name, init, apply, grad, assumptions, increment)
 
 
 def update_step(update: Callable, loss: Callable, *, init: Callable | None = None, name: str = "update") -> Step:
