@@ -1,11 +1,11 @@
-"""Local-error slopes of numeric modified fields on networks (issue 17): GD and Adam, orders 0..2, on the
+"""Local- or global-error slopes of numeric modified fields on networks (issue 17): GD and Adam, orders 0..2, on the
 CNN and the transformer of `bea.verify.NETWORK_MODELS` (>= 100k parameters each), against optax's own iterates.
 
 Each sweep batches its step sizes into one program, vmapped over h and sharded over all JAX devices; emulate
 devices on a CPU with XLA_FLAGS=--xla_force_host_platform_device_count=N.
 
 Run: JAX_PLATFORMS=cpu JAX_ENABLE_X64=1 python benchmarks/verify_networks.py [--models cnn-digits,...]
-     [--optimizers gd,adam] [--orders 0,1,2]
+     [--optimizers gd,adam] [--orders 0,1,2] [--kind global --time gd=1,adam=1e-5]
 """
 
 import argparse
@@ -35,7 +35,11 @@ def main():
     parser.add_argument("--optimizers", default="gd,adam")
     parser.add_argument("--orders", default="0,1,2")
     parser.add_argument("--eps-root", type=float, default=EPS_ROOT, help="Adam's eps inside the root")
+    parser.add_argument("--kind", choices=["local", "global"], default="local")
+    parser.add_argument("--time", default="gd=1,adam=1e-5",
+                        help="global error: the time per optimizer (N = time/h steps)")
     args = parser.parse_args()
+    times = {k: float(v) for k, v in (item.split("=") for item in args.time.split(","))}
     globals()["EPS_ROOT"] = args.eps_root
     print(f"devices: {len(jax.devices())} ({jax.devices()[0].platform})")
     print(f"{'model':22} {'params':>8} {'optimizer':9} {'order':>5} {'slope':>6} {'expected':>8} {'window h':>22} "
@@ -46,7 +50,10 @@ def main():
             for order in map(int, args.orders.split(",")):
                 start = time.perf_counter()
                 field = bea.from_optax(OPTIMIZERS[optimizer], order, loss=model.loss, name=optimizer)
-                result = bea.verify.local_error(field, model, order)
+                if args.kind == "local":
+                    result = bea.verify.local_error(field, model, order)
+                else:
+                    result = bea.verify.global_error(field, model, order, time=times[optimizer])
                 elapsed = time.perf_counter() - start
                 window = f"{max(result.h):.3g}..{min(result.h):.3g}"
                 print(f"{name:22} {model.n_parameters:>8} {optimizer:9} {order:>5} {result.slope:>6.3f} "
