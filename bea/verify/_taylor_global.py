@@ -16,11 +16,10 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..lowering import require_x64
-from ._checks import VerificationError, check_order, check_time
+from ._checks import check_order, check_time
 from ._flow import RTOL, solve_flow
 from ._sweep import _CHECKPOINTS, MAX_GLOBAL_STEPS, SweepResult, _fit, _flag, global_step_sizes
-from ._taylor_sweep import _params_of, _sharded, _start
+from ._taylor_sweep import _prepared, _sharded, _start
 from ._window import find_window
 
 __all__ = ["taylor_global_error"]
@@ -40,24 +39,12 @@ def taylor_global_error(field, model, order: int, *, time: float, step_sizes=Non
     import jax.numpy as jnp
     from jax.flatten_util import ravel_pytree
 
-    require_x64("bea.verify.global_error")
     order = check_order(order)
-    if order > field.order:
-        raise VerificationError(f"order {order} is above the field's order {field.order}: build it with "
-                                f"bea.from_optax(..., order={order}) or verify a lower order")
     time = check_time(time)
     adjusted = None if step_sizes is None else global_step_sizes(step_sizes, time)
-    params = _params_of(model)
-    contraction = field.contraction(params)
-    truncated = field.truncated(order)
-    truncated.terms(params)  # NonFiniteFieldError here, before a sweep of NaN
-    flat0, unravel = ravel_pytree(params)
-    series = field.slow_manifold_series(params)
+    contraction, flat0, unravel, flat_field, series = _prepared(field, model, order, "global_error")
     coefficients = series[0] if series is not None else None
     times = jnp.asarray(time, jnp.float64) * jnp.arange(1, _CHECKPOINTS + 1) / _CHECKPOINTS
-
-    def flat_field(y, h):
-        return ravel_pytree(truncated(unravel(y), h))[0]
 
     def one(point, flat, coefficients):  # point = (h, N/4): the steps between checkpoints, traced per h
         h, quarter = point[0], point[1].astype(jnp.int32)

@@ -55,21 +55,8 @@ def taylor_local_error(field, model, order: int, *, step_sizes=None) -> SweepRes
     import jax.numpy as jnp
     from jax.flatten_util import ravel_pytree
 
-    require_x64("bea.verify.local_error")
     order = check_order(order)
-    if order > field.order:
-        raise VerificationError(f"order {order} is above the field's order {field.order}: build it with "
-                                f"bea.from_optax(..., order={order}) or verify a lower order")
-    params = _params_of(model)
-    contraction = field.contraction(params)  # also runs the field's checks on these parameters
-    truncated = field.truncated(order)
-    truncated.terms(params)  # NonFiniteFieldError here, before a sweep of NaN
-    flat0, unravel = ravel_pytree(params)
-
-    def flat_field(y, h):
-        return ravel_pytree(truncated(unravel(y), h))[0]
-
-    series = field.slow_manifold_series(params)  # once: each h only sums the polynomial
+    contraction, flat0, unravel, flat_field, series = _prepared(field, model, order, "local_error")
     coefficients = series[0] if series is not None else None
 
     # params and the manifold's coefficients are arguments, not constants of the program: XLA would
@@ -136,6 +123,28 @@ def taylor_local_error(field, model, order: int, *, step_sizes=None) -> SweepRes
 
     result = _fit("local", hs, errors, [""] * len(hs), order + 2, "; ".join([note, window.note]))
     return dataclasses.replace(result, automatic=True, probed=tuple(tuple(p) for p in window.probes))
+
+
+def _prepared(field, model, order: int, kind: str):
+    """(contraction, flat params_0, unravel, flat_field(y, h), slow-manifold series or None) of a sweep of
+    `field` truncated after h^order, after every check that can fail before the sweep."""
+    from jax.flatten_util import ravel_pytree
+
+    require_x64(f"bea.verify.{kind}")
+    if order > field.order:
+        raise VerificationError(f"order {order} is above the field's order {field.order}: build it with "
+                                f"bea.from_optax(..., order={order}) or verify a lower order")
+    params = _params_of(model)
+    contraction = field.contraction(params)  # also runs the field's checks on these parameters
+    truncated = field.truncated(order)
+    truncated.terms(params)  # NonFiniteFieldError here, before a sweep of NaN
+    flat0, unravel = ravel_pytree(params)
+
+    def flat_field(y, h):
+        return ravel_pytree(truncated(unravel(y), h))[0]
+
+    # once per sweep: each h only sums the manifold's polynomial
+    return contraction, flat0, unravel, flat_field, field.slow_manifold_series(params)
 
 
 def _start(leading, flat0, unravel, contraction) -> tuple[float, str, float]:
