@@ -93,3 +93,30 @@ def test_the_step_size_grid_is_sharded_over_devices_and_unchanged():
     one, four = run(1), run(4)
     assert one["devices"] == 1 and four["devices"] == 4
     np.testing.assert_allclose(four["errors"], one["errors"], rtol=1e-9)
+
+
+def test_displacements_measure_the_error_far_below_the_round_off_of_the_parameters():
+    """GD on E = sum a_i (x_i - c_i)^2 / 2 with |c| ~ 1700: at h <= 1e-4 the local error of the order-1 field is
+    below 1e-12 |params| (2e-9), where params_1 - phi_h(params_0) is float64 noise. Measured on displacements
+    (optax's update against the flow of d' = f(params_0 + d)) it is the closed form |(1 - h a) - exp(-h a - h^2 a^2/2)|
+    |x_0 - c| within 1e-17 (the rounding of params_0 + d in the field's argument, 1e-6 to 1e-4 of the error); a plain
+    update, compared on params_1, refuses those step sizes as round-off."""
+    a, c = np.array([1.0, 2.0, 3.0]), np.full(3, 1e3)
+    offset = np.array([1.0, -0.5, 0.25])
+
+    def loss(p):
+        return 0.5 * jnp.sum(jnp.asarray(a) * (p["x"] - jnp.asarray(c)) ** 2)
+
+    params, hs = {"x": jnp.asarray(c + offset)}, [1e-4, 5e-5, 2.5e-5, 1.25e-5]
+    result = bea.verify.local_error(bea.from_optax(optax.sgd, 1, loss=loss), params, 1, step_sizes=hs)
+    for h, error in zip(hs, result.error):
+        x = h * a + (h * a) ** 2 / 2  # (1 - h a) - exp(-x) = x - h a - (exp(-x) - 1 + x), each part exact to round-off
+        exact = np.linalg.norm((x - h * a - (np.expm1(-x) + x)) * offset)
+        assert abs(error - exact) <= max(1e-6 * exact, 1e-17) and error < 1e-12 * np.linalg.norm(c), (h, error, exact)
+    assert result.passes(), result.slope
+
+    def gd(p, grad_fn, h):
+        return {"x": p["x"] - h * grad_fn(p)["x"]}
+
+    with pytest.raises(bea.verify.VerificationError, match="round-off"):
+        bea.verify.local_error(bea.from_update(gd, 1, loss=loss), params, 1, step_sizes=hs)
