@@ -37,6 +37,13 @@ class VerificationError(BeaError):
     a rule that does not fit the model, or too few usable points (divergence, round-off, solver error)."""
 
 
+def registered(registry: dict, name: str, kind: str, alternative: str):
+    """`registry[name]()`, the built-in model of a name; an unknown name lists the known ones and `alternative`."""
+    if name not in registry:
+        raise VerificationError(f"unknown {kind} {name!r}; choose one of {', '.join(registry)}, or pass a {alternative}")
+    return registry[name]()
+
+
 def check_step_sizes(step_sizes, *, name: str = "step_sizes") -> tuple[float, ...]:
     """The step sizes as floats: finite, positive, at least three and all distinct."""
     if isinstance(step_sizes, (str, bytes, dict)) or not isinstance(step_sizes, Iterable):

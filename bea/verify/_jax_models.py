@@ -177,9 +177,6 @@ JAX_MODELS: dict[str, Callable[[], JaxFiniteSumModel]] = {
 
 def jax_model(name: str) -> JaxFiniteSumModel:
     """The JAX finite-sum model of a command-line name (see `JAX_MODELS`)."""
-    if name not in JAX_MODELS:
-        from ._checks import VerificationError
+    from ._checks import registered
 
-        raise VerificationError(f"unknown JAX model {name!r}; choose one of {', '.join(JAX_MODELS)}, or pass a "
-                                "bea.verify.JaxFiniteSumModel")
-    return JAX_MODELS[name]()
+    return registered(JAX_MODELS, name, "JAX model", "bea.verify.JaxFiniteSumModel")

@@ -212,8 +212,6 @@ def summary(text: str | None) -> str:
 
 def model(name: str) -> Model:
     """The model of a command-line name (see `MODELS`)."""
-    if name not in MODELS:
-        from ._checks import VerificationError
+    from ._checks import registered
 
-        raise VerificationError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}, or pass a bea.verify.Model")
-    return MODELS[name]()
+    return registered(MODELS, name, "model", "bea.verify.Model")

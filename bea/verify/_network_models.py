@@ -250,12 +250,9 @@ NETWORK_MODELS: dict[str, Callable[[], NetworkModel]] = {
 
 def network_model(name: str) -> NetworkModel:
     """The network model of a name (see `NETWORK_MODELS`)."""
-    if name not in NETWORK_MODELS:
-        from ._checks import VerificationError
+    from ._checks import registered
 
-        raise VerificationError(f"unknown network model {name!r}; choose one of {', '.join(NETWORK_MODELS)}, or "
-                                "pass a bea.verify.NetworkModel")
-    return NETWORK_MODELS[name]()
+    return registered(NETWORK_MODELS, name, "network model", "bea.verify.NetworkModel")
 
 
 # -- shared pieces --------------------------------------------------------------------------------------

@@ -122,10 +122,8 @@ STOCHASTIC_MODELS: dict[str, Callable[[], FiniteSumModel]] = {
 
 def stochastic_model(name: str) -> FiniteSumModel:
     """The finite-sum model of a command-line name (see `STOCHASTIC_MODELS`)."""
-    if name not in STOCHASTIC_MODELS:
-        from ._checks import VerificationError
+    from ._checks import registered
 
-        raise VerificationError(f"unknown stochastic model {name!r}; choose one of {', '.join(STOCHASTIC_MODELS)}, "
-                                "or pass a bea.verify.FiniteSumModel (the JAX models, bea.verify.JAX_MODELS, take only "
-                                "the Monte Carlo check: monte_carlo_weak_error, --monte-carlo)")
-    return STOCHASTIC_MODELS[name]()
+    return registered(STOCHASTIC_MODELS, name, "stochastic model",
+                      "bea.verify.FiniteSumModel (the JAX models, bea.verify.JAX_MODELS, take only the Monte Carlo "
+                      "check: monte_carlo_weak_error, --monte-carlo)")
