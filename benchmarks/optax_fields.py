@@ -90,7 +90,7 @@ def run(models, orders, optimizers, modes, repeats):
     jax.config.update("jax_enable_x64", True)
     header = (f"{'model':22s} {'params':>8s} {'optimizer':13s} {'mode':4s} {'order':>5s} {'cpu s':>10s} {'grads':>7s} "
               f"{'wall':>7s} {'flops':>7s} {'target':>6s} {'':4s} {'temp/P':>7s}")
-    threads = "one XLA thread" if "intra_op_parallelism_threads=1" in os.environ.get("XLA_FLAGS", "") else "all threads"
+    threads = "one XLA thread" if "--xla_cpu_multi_thread_eigen=false" in os.environ.get("XLA_FLAGS", "") else "all threads"
     print(f"jax {jax.__version__}, optax {optax.__version__}, {jax.devices()[0].platform}, {threads}; median of "
           f"{repeats} repeats")
     print(header)
@@ -144,6 +144,7 @@ def main(argv=None) -> int:
     parser.add_argument("--all-threads", action="store_true", help="let XLA use every core (default: one thread)")
     args = parser.parse_args(argv)
     if not args.all_threads:  # before jax is imported: XLA reads its flags once
+        # the XLA flag; the bare token is the setting JAX's FAQ pairs with it (XLA itself ignores it)
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
                                    "intra_op_parallelism_threads=1").strip()
     os.environ.setdefault("JAX_ENABLE_X64", "1")

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from .._errors import BeaError
+from ..engines.taylor._step import structure
 
 __all__ = ["NonFiniteFieldError", "NonSmoothStepWarning", "TaylorModifiedField"]
 
@@ -144,7 +145,7 @@ class TaylorModifiedField:
         unravel = ravel_pytree(self.step.state_leaves(self.step.template(params, zero)))[1]
         if not _concrete(params):
             return series(params), unravel
-        key = ("slow manifold", margin, contraction, _structure(params))
+        key = ("slow manifold", margin, contraction, structure(params))
         compiled = self._compiled.get(key)
         if compiled is None:
             compiled = self._compiled[key] = jax.jit(series)
@@ -160,29 +161,23 @@ class TaylorModifiedField:
             state = self.slow_manifold(params, h)
         if state is None:
             state = self.step.template(params, h)
-        h = jnp.asarray(h, jnp.float64)
+        run = self._compiled.get(("iterate", steps))
+        if run is None:  # compiled once per number of steps (and structure); h is an argument
 
-        @jax.jit
-        def run(params, state):
-            def body(carry, _):
-                new = self.step.apply(*carry, h)
-                return new, new[0]
+            def iterates(params, state, h):
+                def body(carry, _):
+                    new = self.step.apply(*carry, h)
+                    return new, new[0]
 
-            _, path = jax.lax.scan(body, (params, state), None, length=steps)
-            return jax.tree_util.tree_map(lambda x0, xs: jnp.concatenate([x0[None], xs]), params, path)
+                _, path = jax.lax.scan(body, (params, state), None, length=steps)
+                return jax.tree_util.tree_map(lambda x0, xs: jnp.concatenate([x0[None], xs]), params, path)
 
-        return run(params, state)
+            run = self._compiled[("iterate", steps)] = jax.jit(iterates)
+        return run(params, state, jnp.asarray(h, jnp.float64))
 
     def kinks(self, params) -> tuple:
         """The non-differentiable operations on the step's path at params (`bea.engines.taylor._kinks.Kink`)."""
-        import jax.numpy as jnp
-
-        from ..engines.taylor._kinks import find_kinks
-
-        contraction = self._prepare(params)
-        zero = jnp.asarray(0.0, jnp.float64)
-        state = self._state_at_zero(params, contraction)
-        return find_kinks(lambda p, s: self.step.apply(p, s, zero)[0], params, state, tolerance=self.kink_tolerance)
+        return self._kinks_at(params, self._prepare(params))
 
     # -- checks -----------------------------------------------------------------------------------
     def _state_at_zero(self, params, contraction):
@@ -201,7 +196,7 @@ class TaylorModifiedField:
         from ..engines.taylor._consistency import check_consistent
         from ..engines.taylor._manifold import rates_depend_on_point
 
-        key = _structure(params)
+        key = structure(params)
         cached = self._checked.get(key)
         concrete = _concrete(params)
         if cached is not None and not cached["pointwise"]:
@@ -224,16 +219,17 @@ class TaylorModifiedField:
         self._checked[key] = {"contraction": found, "pointwise": pointwise}
         return found
 
-    def _warn_kinks(self, params, contraction, concrete):
-        try:
-            from ..engines.taylor._kinks import find_kinks
-        except ImportError:  # pragma: no cover - the module ships with bea
-            return
+    def _kinks_at(self, params, contraction) -> tuple:
         import jax.numpy as jnp
+
+        from ..engines.taylor._kinks import find_kinks
 
         zero = jnp.asarray(0.0, jnp.float64)
         state = self._state_at_zero(params, contraction)
-        kinks = find_kinks(lambda p, s: self.step.apply(p, s, zero)[0], params, state, tolerance=self.kink_tolerance)
+        return find_kinks(lambda p, s: self.step.apply(p, s, zero)[0], params, state, tolerance=self.kink_tolerance)
+
+    def _warn_kinks(self, params, contraction, concrete):
+        kinks = self._kinks_at(params, contraction)
         if not kinks:
             return
         lines = "; ".join(k.describe() for k in kinks[:5]) + (f"; and {len(kinks) - 5} more" if len(kinks) > 5 else "")
@@ -272,13 +268,6 @@ def _concrete(params) -> bool:
     import jax
 
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(params))
-
-
-def _structure(params):
-    import jax
-
-    leaves, treedef = jax.tree_util.tree_flatten(params)
-    return treedef, tuple((np.shape(x), str(jax.numpy.result_type(x))) for x in leaves)
 
 
 def _probe(params, seed: int = 3):

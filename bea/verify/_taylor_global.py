@@ -19,7 +19,7 @@ import numpy as np
 from ._checks import check_order, check_time
 from ._flow import RTOL, solve_flow
 from ._sweep import _CHECKPOINTS, MAX_GLOBAL_STEPS, SweepResult, _fit, _flag, global_step_sizes
-from ._taylor_sweep import _prepared, _sharded, _start
+from ._taylor_sweep import _initial_state, _prepared, _sharded, _start
 from ._window import find_window
 
 __all__ = ["taylor_global_error"]
@@ -49,10 +49,7 @@ def taylor_global_error(field, model, order: int, *, time: float, step_sizes=Non
     def one(point, flat, coefficients):  # point = (h, N/4): the steps between checkpoints, traced per h
         h, quarter = point[0], point[1].astype(jnp.int32)
         start = unravel(flat)
-        if coefficients is None:
-            state = field.step.init(start, h)
-        else:
-            state = field.slow_manifold(start, h, series=(coefficients, series[1]))
+        state = _initial_state(field, start, h, coefficients, series)
         carry, points = (start, state), []
         for _ in range(_CHECKPOINTS):
             carry = jax.lax.fori_loop(0, quarter, lambda _, c: field.step.apply(*c, h), carry)

@@ -56,6 +56,7 @@ def taylor_local_error(field, model, order: int, *, step_sizes=None) -> SweepRes
     from jax.flatten_util import ravel_pytree
 
     order = check_order(order)
+    given = None if step_sizes is None else list(check_step_sizes(step_sizes))  # before any compilation
     contraction, flat0, unravel, flat_field, series = _prepared(field, model, order, "local_error")
     coefficients = series[0] if series is not None else None
 
@@ -66,10 +67,7 @@ def taylor_local_error(field, model, order: int, *, step_sizes=None) -> SweepRes
 
     def one(h, flat, coefficients):
         start = unravel(flat)
-        if coefficients is None:
-            state = field.step.init(start, h)
-        else:
-            state = field.slow_manifold(start, h, series=(coefficients, series[1]))
+        state = _initial_state(field, start, h, coefficients, series)
         if field.step.increment is not None:  # displacements on both sides (module docstring)
             moved = ravel_pytree(field.step.increment(start, state, h)[0])[0]
         else:
@@ -103,8 +101,8 @@ def taylor_local_error(field, model, order: int, *, step_sizes=None) -> SweepRes
                 for h, (e, gap, moved, fi, ff) in zip(hs, rows)]
 
     with np.errstate(all="ignore"):
-        if step_sizes is not None:
-            hs = list(check_step_sizes(step_sizes))
+        if given is not None:
+            hs = given
             rows = run(np.asarray(hs))
             return _fit("local", hs, [float(r[0]) for r in rows], flags_of(hs, rows), order + 2, note)
         probes: list = []
@@ -145,6 +143,14 @@ def _prepared(field, model, order: int, kind: str):
 
     # once per sweep: each h only sums the manifold's polynomial
     return contraction, flat0, unravel, flat_field, field.slow_manifold_series(params)
+
+
+def _initial_state(field, params, h, coefficients, series):
+    """The optimizer's state to start from: on the slow manifold (its coefficients passed as traced arguments,
+    `series` giving their unravel), or the plain init of a stateless step."""
+    if coefficients is None:
+        return field.step.init(params, h)
+    return field.slow_manifold(params, h, series=(coefficients, series[1]))
 
 
 def _start(leading, flat0, unravel, contraction) -> tuple[float, str, float]:

@@ -39,12 +39,23 @@ def loss(p):
     return jnp.mean((jnp.tanh(X @ p["w1"] + p["b1"]) @ p["w2"] - Y) ** 2) / 2
 
 
+# The one-sided difference formulas for a first derivative on order + 2 points (Fornberg 1988, Table 1), written
+# out rather than taken from the engine's `difference_weights`, which this reference must not share.
+ONE_SIDED_WEIGHTS = {0: [-1.0, 1.0], 1: [-3 / 2, 2.0, -1 / 2], 2: [-11 / 6, 3.0, -3 / 2, 1 / 3],
+                     3: [-25 / 12, 4.0, -3.0, 4 / 3, -1 / 4], 4: [-137 / 60, 5.0, -5.0, 10 / 3, -5 / 4, 1 / 5]}
+
+
+def test_difference_weights_are_the_one_sided_formulas():
+    for order, weights in ONE_SIDED_WEIGHTS.items():
+        np.testing.assert_allclose([float(w) for w in difference_weights(order)], weights, rtol=1e-15)
+
+
 def composed_iterates_terms(step, order, params):
     """f_0..f_order by brute force: theta_n(h) from the state on settle's manifold (exact through h^(order+2)),
     sum_n w_n theta_n(h) differentiated order+1 times at once (every evaluation expanded through h^(order+1))."""
     found = contraction(step, params)
     manifold = settle(step, params, found, order + 2) if found is not None else None
-    weights = [float(w) for w in difference_weights(order)]
+    weights = ONE_SIDED_WEIGHTS[order]
 
     def combination(h):
         state = manifold(params, h) if manifold is not None else step.init(params, h)

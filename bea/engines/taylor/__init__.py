@@ -9,8 +9,8 @@ Everything runs in float64 on parameter pytrees; the symbolic engines are its re
 from ._field import modified_terms
 from ._kinks import Kink, find_kinks
 from ._manifold import Contraction, NoSlowManifoldError, contraction, settle
-from ._series import taylor_coefficients
+from ._series import taylor_series
 from ._step import Step, optax_step, update_step
 
 __all__ = ["Contraction", "Kink", "NoSlowManifoldError", "Step", "contraction", "find_kinks", "modified_terms", "optax_step",
-           "settle", "taylor_coefficients", "update_step"]
+           "settle", "taylor_series", "update_step"]

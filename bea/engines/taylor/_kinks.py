@@ -20,13 +20,13 @@ import os
 import numpy as np
 
 from ..._errors import InvalidHyperparameterError, InvalidRuleError
+from ._step import CALLS
 
 __all__ = ["Kink", "find_kinks"]
 
 _INPUT, _EXTREMUM = "input", "extremum"  # taint markers: depends on the arguments; is a max/min (up to its shape)
 _EXTREMA = ("max", "min", "reduce_max", "reduce_min", "clamp")
 _SHAPE_OPS = ("broadcast_in_dim", "reshape", "squeeze", "expand_dims", "convert_element_type", "copy", "transpose")
-_CALLS = ("jit", "pjit", "closed_call", "core_call", "custom_jvp_call", "custom_vjp_call", "remat2", "checkpoint")
 _KINKS = frozenset(("sign", "abs", "max", "min", "lt", "gt", "le", "ge", "eq", "ne", "clamp", "floor", "ceil", "round",
                     "reduce_max", "argmax", "reduce_min", "argmin", "sort",  # the ones below without a distance:
                     "cummax", "cummin", "reduce_window_max", "reduce_window_min", "select_and_scatter_add",
@@ -151,7 +151,7 @@ class _Walker:
     def equation(self, eqn, ins, taints, key):
         name, params = eqn.primitive.name, eqn.params
         self.enclosing.append(eqn)
-        if name in _CALLS and ("jaxpr" in params or "call_jaxpr" in params):
+        if name in CALLS and ("jaxpr" in params or "call_jaxpr" in params):
             outs, out_taints = self.jaxpr(params.get("jaxpr", params.get("call_jaxpr")), (), ins, taints, key)
         elif name == "scan" and 0 < params["length"] <= _UNROLL:
             outs, out_taints = self.scan(params, ins, taints, key)

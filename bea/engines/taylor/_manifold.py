@@ -71,7 +71,7 @@ def _vector_functions(step: Step, params, h):
     return s0, state_of, F
 
 
-def contraction(step: Step, params, *, state_paths: bool = True) -> Contraction | None:
+def contraction(step: Step, params) -> Contraction | None:
     """The state's contraction at concrete `params`, h = 0 (Arnoldi on A = dT/ds at the h = 0 fixed point),
     None for a step without float state; raises `NoSlowManifoldError` naming the state leaves that do not
     contract."""
@@ -83,7 +83,7 @@ def contraction(step: Step, params, *, state_paths: bool = True) -> Contraction 
         return None
     rng = np.random.default_rng(0)
     A = _linear_part(F, params, s0)
-    eigenvalues = _rates(A, s0.size, rng, step, params, state_paths)
+    eigenvalues = _rates(A, s0.size, rng, step, params)
     _check_affine(step, F, params, s0, A, rng)
     _check_minimal_polynomial(A, eigenvalues, s0.size, rng)
     return Contraction(eigenvalues, max(abs(z) for z in eigenvalues))
@@ -98,7 +98,7 @@ def _linear_part(F, params, s):
     return jax.jit(jax.linearize(lambda x: F(params, x, zero)[1], s)[1])
 
 
-def _rates(A, n, rng, step, params, state_paths) -> tuple[complex, ...]:
+def _rates(A, n, rng, step, params) -> tuple[complex, ...]:
     """The roots of A's minimal polynomial by Arnoldi from a random vector (exact once the Krylov space is
     invariant); raises where one of them is on or outside the unit circle."""
     import jax.numpy as jnp
@@ -121,14 +121,14 @@ def _rates(A, n, rng, step, params, state_paths) -> tuple[complex, ...]:
         m = n
     if m is None:
         if _leaves_not_contracting(step, params, A):  # a rate 1 next to rates near 1 defeats Arnoldi: say which
-            raise NoSlowManifoldError(_unsettled_message(step, params, A, (1.0 + 0j,), True))
+            raise NoSlowManifoldError(_unsettled_message(step, params, A, (1.0 + 0j,)))
         raise NoSlowManifoldError(
             f"the state's update at h = 0 has more than {MAX_RATES} distinct rates (Arnoldi found no invariant "
             "space): bea expects a handful of decay rates (one per moment estimate); is the state's update linear "
             "in the state with rates shared across the parameters?")
     eigenvalues = tuple(complex(z) for z in np.linalg.eigvals(H[:m, :m]))
     if max(abs(z) for z in eigenvalues) >= 1.0 - _SETTLED:
-        raise NoSlowManifoldError(_unsettled_message(step, params, A, eigenvalues, state_paths))
+        raise NoSlowManifoldError(_unsettled_message(step, params, A, eigenvalues))
     return eigenvalues
 
 
@@ -185,9 +185,9 @@ def _leaves_not_contracting(step, params, A) -> list[str]:
     return names
 
 
-def _unsettled_message(step, params, A, eigenvalues, state_paths: bool) -> str:
+def _unsettled_message(step, params, A, eigenvalues) -> str:
     factor = max(abs(z) for z in eigenvalues)
-    names = _leaves_not_contracting(step, params, A) if state_paths else []
+    names = _leaves_not_contracting(step, params, A)
     where = f" (state leaves {', '.join(names[:6])}{' ...' if len(names) > 6 else ''})" if names else ""
     return (f"{step.name}: its state does not settle on a slow manifold: at h = 0 the state's update has contraction "
             f"factor {factor:.6g} >= 1{where}. BEA on a slow manifold needs every state component to forget its past "

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from ..._errors import BeaError, UnsupportedError
 
-__all__ = ["MODES", "by_mode", "jet_series", "taylor_coefficients", "taylor_series"]
+__all__ = ["MODES", "by_mode", "jet_series", "taylor_series"]
 
 MODES = ("auto", "jvp", "jet")
 _JET_FROM = 4  # "auto": nested jvps through order 3 (measured faster there), jets above
@@ -62,11 +62,6 @@ def by_mode(by_jet: Callable, by_jvps: Callable, order: int, mode: str):
         # a primitive without a jet rule (jet raises KeyError or NotImplementedError) or a rule that trips on its
         # input: nested jvps handle every primitive; a genuine error in `fun` raises again from there
         return by_jvps()
-
-
-def taylor_coefficients(fun: Callable, order: int, *, mode: str = "auto") -> list:
-    """[c_1, ..., c_order] of fun(h) = c_0 + c_1 h + ... at h = 0 (`taylor_series` without c_0)."""
-    return taylor_series(fun, order, mode=mode)[1:]
 
 
 def _by_jvps(fun, order):

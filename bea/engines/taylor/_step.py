@@ -46,7 +46,7 @@ class Step:
         """`init(params, h)`, recording which float leaves `apply` passes through unchanged. The engine
         takes every state from here, so `state_leaves` and `with_state_leaves` know them."""
         state = self.init(params, h)
-        key = _structure(state)
+        key = structure(state)
         if key not in self._held:
             self._held[key] = _passed_through(self, params, state, h)
         return state
@@ -80,21 +80,30 @@ class Step:
     def _dynamic(self, state) -> tuple[bool, ...]:
         import jax
 
-        held = self._held.get(_structure(state))
+        held = self._held.get(structure(state))
         if held is None:  # every state the engine reads comes from template or from apply on one
             seen = "; ".join(f"{treedef} {leaves}" for treedef, leaves in self._held)
             raise InvalidRuleError(f"{self.name}: the update returns a state of another structure or dtype than the one it was "
-                           f"given ({_structure(state)[0]} {_structure(state)[1]}, expected {seen}): make init and the "
+                           f"given ({structure(state)[0]} {structure(state)[1]}, expected {seen}): make init and the "
                            "update agree, e.g. on float64 for every float leaf")
         return tuple(_is_float(leaf) and not h for leaf, h in zip(jax.tree_util.tree_leaves(state), held[0]))
 
 
-def _structure(state):
+def structure(state):
+    """(treedef, shapes and dtypes of the leaves): the key of a pytree's structure (concrete or traced)."""
     import jax
     import jax.numpy as jnp
 
     flat, treedef = jax.tree_util.tree_flatten(state)
     return treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in flat)
+
+
+def abstract(tree):
+    """The pytree's leaves as `jax.ShapeDtypeStruct`s, to trace a function without computing it."""
+    import jax
+    import jax.numpy as jnp
+
+    return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), tree)
 
 
 def _passed_through(step, params, state, h):
@@ -103,12 +112,8 @@ def _passed_through(step, params, state, h):
     that init makes from h or params (optax.inject_hyperparams' learning rate, an anchor at the initial
     point) stays dynamical, so the engine refuses it rather than freeze it at the template's h and params."""
     import jax
-    import jax.numpy as jnp
 
-    def abstract(x):
-        return jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x))
-
-    params_, state_, h_ = jax.tree_util.tree_map(abstract, (params, state, h))
+    params_, state_, h_ = abstract((params, state, h))
     made = jax.make_jaxpr(step.init)(params_, h_).jaxpr
     from_inputs = reached_from(made, made.invars)
     constant = [not _is_var(out) or out not in from_inputs for out in made.outvars]
@@ -133,14 +138,16 @@ def reached_from(jaxpr, sources) -> set:
     return reached
 
 
-_CALLS = ("pjit", "jit", "closed_call", "core_call", "custom_jvp_call", "checkpoint", "remat")  # one call, same values
+#: Primitives that call a sub-jaxpr once on their own inputs (the kink walker follows the same ones).
+CALLS = ("jit", "pjit", "closed_call", "core_call", "custom_jvp_call", "custom_vjp_call", "remat2", "remat",
+         "checkpoint")
 
 
 def _forwarding(jaxpr) -> dict:
     """output var -> the input var it is, through calls (pjit: a jitted function returning an argument)."""
     forwarded = {}
     for eqn in jaxpr.eqns:
-        if eqn.primitive.name not in _CALLS:
+        if eqn.primitive.name not in CALLS:
             continue
         inner = eqn.params.get("jaxpr", eqn.params.get("call_jaxpr"))
         inner = getattr(inner, "jaxpr", inner)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ._series import by_mode, jet_series, taylor_series
-from ._step import Step, reached_from
+from ._step import Step, abstract, reached_from
 
 __all__ = ["add", "curve", "expand", "linear_in_h", "scaled", "step_coefficients"]
 
@@ -133,11 +133,8 @@ def linear_in_h(step: Step, params, template) -> bool:
 
         return jax.jvp(at, (h,), (jnp.ones_like(h),))[1]
 
-    def abstract(x):
-        return jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x))
-
-    closed = jax.make_jaxpr(slope)(jax.ShapeDtypeStruct((), jnp.float64), jax.tree_util.tree_map(abstract, params),
-                                   [abstract(x) for x in step.state_leaves(template)])
+    closed = jax.make_jaxpr(slope)(jax.ShapeDtypeStruct((), jnp.float64), abstract(params),
+                                   abstract(step.state_leaves(template)))
     jaxpr = closed.jaxpr
     reached = reached_from(jaxpr, [jaxpr.invars[0]])
     return not any(not isinstance(v, Literal) and v in reached for v in jaxpr.outvars)
