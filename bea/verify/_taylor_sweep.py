@@ -30,7 +30,7 @@ import numpy as np
 from ..lowering import require_x64
 from ._checks import VerificationError, check_order, check_step_sizes
 from ._sweep import _ROUNDOFF, SweepResult, _fit, _flag
-from ._window import _round_down, _spectral_norm, find_window
+from ._window import _round_down, _spectral_norm, find_window, stiffness_step
 
 __all__ = ["taylor_local_error"]
 
@@ -162,10 +162,7 @@ def _start(leading, flat0, unravel, contraction) -> tuple[float, str, float]:
 
     zero = jnp.asarray(0.0, jnp.float64)
     stiffness = _spectral_norm(lambda y: ravel_pytree(leading(unravel(y), zero))[0], flat0, jax, jnp)
-    h0, parts = 1.0, []
-    if math.isfinite(stiffness) and stiffness > 1.0:
-        h0 = 1.0 / stiffness
-        parts.append(f"1/||∂f_0|| = {h0:.3g}")
+    h0, parts = stiffness_step(stiffness)
     if contraction is not None and contraction.factor > 0:
         h0 *= 1.0 - contraction.factor
         parts.append(f"1 - contraction factor = {1.0 - contraction.factor:.3g}")

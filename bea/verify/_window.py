@@ -35,7 +35,7 @@ from ._checks import VerificationError
 
 __all__ = [
     "DECREASING", "DRIFTING", "MAX_PROBES", "MIN_WINDOW", "SETTLED", "WINDOW", "Probe", "Window", "find_window",
-    "start_step",
+    "start_step", "stiffness_step",
 ]
 
 WINDOW = 5  # points of a settled window
@@ -66,11 +66,7 @@ def start_step(field, theta0, rule, values) -> tuple[float, str]:
     import jax.numpy as jnp
 
     theta0 = jnp.asarray(theta0, dtype=jnp.float64)
-    stiffness = _spectral_norm(lambda t: field(t, jnp.asarray(0.0, jnp.float64)), theta0, jax, jnp)
-    parts, h0 = [], 1.0
-    if math.isfinite(stiffness) and stiffness > 1.0:
-        h0 = 1.0 / stiffness
-        parts.append(f"1/||∂f_0|| = {h0:.3g}")
+    h0, parts = stiffness_step(_spectral_norm(lambda t: field(t, jnp.asarray(0.0, jnp.float64)), theta0, jax, jnp))
     if hasattr(rule, "decays"):
         try:
             gaps = [1.0 - float(d) for d in rule.bind(values or {}).decays()]
@@ -85,6 +81,13 @@ def start_step(field, theta0, rule, values) -> tuple[float, str]:
         h0 /= duration
         parts.append(f"{duration:g} steps per flow time h")
     return _round_down(h0), ", ".join(parts)
+
+
+def stiffness_step(stiffness: float) -> tuple[float, list[str]]:
+    """(min(1, 1/||∂f_0||), [what set it]): the flow's time scale, the first factor of h_0."""
+    if math.isfinite(stiffness) and stiffness > 1.0:
+        return 1.0 / stiffness, [f"1/||∂f_0|| = {1.0 / stiffness:.3g}"]
+    return 1.0, []
 
 
 def _round_down(h: float) -> float:

@@ -43,7 +43,7 @@ from math import comb
 from ._manifold import Contraction
 from ._slow_series import slow_iterates
 from ._step import Step
-from ._truncated import add, expand, linear_in_h, scaled, step_coefficients
+from ._truncated import add, expand, scaled, step_expansion
 
 __all__ = ["difference_weights", "modified_terms"]
 
@@ -61,13 +61,8 @@ def difference_weights(order: int) -> list[Fraction]:
 def modified_terms(step: Step, order: int, params, *, contraction: Contraction | None, mode: str = "auto") -> list:
     """[f_0, ..., f_order] at `params` (pytrees like params): the module's formula, on the slow manifold
     (exact through h^order) for a step with state (`contraction` not None)."""
-    import jax.numpy as jnp
-
     top = order + 1  # the iterates are needed through h^top, everything nonlinear through h^order
-    zero = jnp.asarray(0.0, jnp.float64)
-    template = step.template(params, zero)
-    degree = 1 if linear_in_h(step, params, template) else top
-    coefficients = step_coefficients(step, template, degree, mode)
+    template, degree, coefficients = step_expansion(step, params, top, mode)
     if contraction is not None:  # the state's update is affine in the state (checked by `contraction`)
         thetas = slow_iterates(coefficients, params, step.state_leaves(template), contraction, order, degree, mode)
         return [_difference(thetas, k) for k in range(1, top + 1)]

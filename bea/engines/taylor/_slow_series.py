@@ -38,13 +38,9 @@ __all__ = ["slow_iterates", "slow_state_series"]
 def slow_state_series(step, params, contraction: Contraction, order: int, mode: str = "auto") -> list:
     """[s_0, ..., s_order]: the slow manifold's Taylor coefficients in h at params, each a list of the state's
     float leaves (the passes of `slow_iterates` through order; no Newton tree of 2^order steps)."""
-    import jax.numpy as jnp
+    from ._truncated import step_expansion
 
-    from ._truncated import linear_in_h, step_coefficients
-
-    template = step.template(params, jnp.asarray(0.0, jnp.float64))
-    degree = 1 if linear_in_h(step, params, template) else order + 1
-    coefficients = step_coefficients(step, template, degree, mode)
+    template, degree, coefficients = step_expansion(step, params, order + 1, mode)
     _, states = _passes(coefficients, params, step.state_leaves(template), contraction, order, degree, mode)
     return states[0]
 

@@ -19,7 +19,17 @@ from collections.abc import Callable
 from ._series import by_mode, jet_series, taylor_series
 from ._step import Step, abstract, reached_from
 
-__all__ = ["add", "curve", "expand", "linear_in_h", "scaled", "step_coefficients"]
+__all__ = ["add", "curve", "expand", "linear_in_h", "scaled", "step_coefficients", "step_expansion"]
+
+
+def step_expansion(step: Step, params, degree: int, mode: str):
+    """(template, degree, coefficients): the state template at h = 0 and `step_coefficients` through `degree`,
+    or through 1 where the step is affine in h (`linear_in_h`: optax scales its update by the learning rate)."""
+    import jax.numpy as jnp
+
+    template = step.template(params, jnp.asarray(0.0, jnp.float64))
+    degree = 1 if linear_in_h(step, params, template) else degree
+    return template, degree, step_coefficients(step, template, degree, mode)
 
 
 def step_coefficients(step: Step, template, degree: int, mode: str) -> Callable:
